@@ -1,0 +1,38 @@
+# cellscribe: the two commands of the quick start are `make demo` and `make test`.
+# Both set up what they need first (scripts/setup.sh: apt packages, the venv, pinned wheels,
+# the local models); the second run of either skips what is already installed.
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export VENV
+
+.PHONY: setup setup-python setup-r demo test test-python lint benchmark clean
+
+setup:
+	scripts/setup.sh all
+
+setup-python:
+	scripts/setup.sh python
+
+setup-r:
+	scripts/setup.sh r
+
+## Annotate scanpy's bundled PBMC data with the embedded model; writes demo_output/.
+demo: setup-python
+	$(VENV)/bin/cellscribe demo --out demo_output
+
+## All tests; the last line is pytest's summary.
+test: setup
+	scripts/run_tests.sh
+
+test-python: setup-python
+	$(PY) -m pytest
+
+lint:
+	$(VENV)/bin/ruff check python tests benchmarks
+
+benchmark: setup-python
+	$(PY) benchmarks/bench_annotate.py
+
+clean:
+	rm -rf $(VENV) demo_output .pytest_cache build *.egg-info python/*.egg-info

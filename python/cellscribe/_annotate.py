@@ -1,0 +1,308 @@
+"""Annotate clusters from their marker genes: the central job of cellscribe.
+
+For every cluster, :func:`annotate` renders the prompt, asks the backend, validates the answer
+(repairing or re-asking when it is malformed), and stores it in the on-disk cache the moment it
+arrives. Clusters run concurrently where the backend allows it, with a progress bar. A rerun is
+served from the cache; an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import __version__, prompts
+from ._settings import settings
+from .answers import ClusterAnswer, LabelAnswer, cited_markers, json_schema, parse_json, parse_markdown, render_markdown
+from .cache import ResponseCache, make_key
+from .errors import CellscribeError, InputError
+from .llm import Backend, OutputFormatError, get_backend
+from .llm._errors import LLMError
+from .markers import DEFAULT_TOP_N, read_markers
+
+log = logging.getLogger(__name__)
+
+#: Columns of the result table, in order.
+COLUMNS = [
+    "cluster", "label", "broad_lineage", "confidence", "title", "bullets", "explanation_markdown",
+    "supporting_markers", "markers", "cached", "seconds",
+]
+#: Generated-token limits per answer kind.
+MAX_TOKENS = {"label": 48, "json": 320, "markdown": 600}
+
+
+class AnnotationError(CellscribeError):
+    """Some clusters could not be annotated; the others are in ``partial`` and in the cache."""
+
+    def __init__(self, message: str, *, failures: dict[str, str], partial: pd.DataFrame) -> None:
+        super().__init__(message)
+        self.failures = failures
+        self.partial = partial
+
+
+@dataclass(frozen=True)
+class _Job:
+    cluster: str
+    genes: list[str]
+    messages: list[dict[str, str]]
+    key: str
+
+
+def annotate(
+    markers: Any,
+    *,
+    tissue: str | None = None,
+    species: str = "human",
+    backend: str | Backend = "auto",
+    model: str | None = None,
+    top_n: int = DEFAULT_TOP_N,
+    explain: bool = True,
+    style: prompts.Style = "json",
+    system_prompt: str | Path | None = None,
+    template: str | Path | None = None,
+    temperature: float = 0.0,
+    seed: int = 0,
+    max_tokens: int | None = None,
+    max_format_retries: int = 2,
+    concurrency: int | None = None,
+    cache: bool | str | Path = True,
+    progress: bool | None = None,
+    on_error: str = "raise",
+    **backend_options: Any,
+) -> pd.DataFrame:
+    """Label and explain every cluster of a marker table.
+
+    Parameters
+    ----------
+    markers
+        Anything :func:`cellscribe.markers.read_markers` accepts: Seurat ``FindAllMarkers`` output,
+        an AnnData with ``rank_genes_groups``, a ``{cluster: [genes]}`` mapping, or a file path.
+    tissue, species
+        Put in the prompt (``species`` also checks gene-symbol style).
+    backend, model
+        ``"auto"`` (Ollama when reachable, else the embedded model), ``"llamacpp"``, ``"ollama"``,
+        ``"openai"``, or a :class:`~cellscribe.llm.Backend`; ``model`` as that backend takes it.
+    top_n
+        Markers per cluster sent to the model.
+    explain
+        ``True``: label, lineage, confidence, title and three bullets. ``False``: label and
+        confidence only (fast).
+    style
+        ``"json"`` (structured answer) or ``"markdown"`` (the seed's free Markdown answer; the
+        label is its title).
+    system_prompt, template
+        Replace the packaged system prompt / user template (text or file path).
+    temperature, seed
+        Sampling; the defaults (0, 0) make runs reproducible.
+    max_tokens
+        Generated-token limit per answer (defaults per answer kind in ``MAX_TOKENS``).
+    max_format_retries
+        Times a malformed answer is sent back to the model with the problem before giving up.
+    concurrency
+        Parallel requests (default: what the backend allows; 1 for the embedded model).
+    cache
+        ``True`` for the default cache file, a path for another, ``False`` to neither read nor write.
+    progress
+        Show a progress bar (default ``settings.progress``).
+    on_error
+        ``"raise"``: after all clusters ran, raise :class:`AnnotationError` if any failed (finished
+        clusters stay cached). ``"keep"``: return failed clusters with an empty label and an
+        ``error`` column.
+    **backend_options
+        Passed to the backend (``timeout``, ``max_retries``, ``host``, ``base_url``, ``api_key_env``,
+        ``think``, ``n_threads``, ...).
+
+    Returns
+    -------
+    One row per cluster with columns ``cluster, label, broad_lineage, confidence, title, bullets,
+    explanation_markdown, supporting_markers, markers, cached, seconds``. ``bullets``,
+    ``supporting_markers`` (markers the explanation cites) and ``markers`` (markers sent) are
+    lists. ``df.attrs["provenance"]`` holds backend, model, model digest, prompt hash, parameters,
+    package version and time; ``df.attrs["stats"]`` the counts of model calls and cache hits.
+    """
+    if on_error not in ("raise", "keep"):
+        raise InputError(f"on_error must be 'raise' or 'keep'; got {on_error!r}.")
+    if style == "markdown" and not explain:
+        raise InputError("style='markdown' always explains; use style='json' with explain=False for labels only.")
+    table = read_markers(markers, species=species, top_n=top_n)
+    prompt_set = prompts.load(style, system_prompt=system_prompt, template=template)
+    be = get_backend(backend, model=model, **backend_options)
+    answer_model = ClusterAnswer if explain else LabelAnswer
+    schema = json_schema(answer_model) if style == "json" else None
+    kind = "markdown" if style == "markdown" else ("json" if explain else "label")
+    params = {
+        "temperature": temperature, "seed": seed, "max_tokens": max_tokens or MAX_TOKENS[kind],
+        "top_n": top_n, "explain": explain, "style": style, "tissue": tissue, "species": species,
+    }
+    identity = be.identity  # fails early (server down, model missing) before any work
+    key_identity = {"backend": identity.backend, "model": identity.model,
+                    "digest": identity.digest or identity.endpoint}
+    jobs = []
+    for cluster, genes in table.genes.items():
+        messages = prompt_set.messages(genes, tissue=tissue, species=table.species, cluster=cluster, explain=explain)
+        key = make_key(model=key_identity, messages=messages, schema=schema,
+                       sampling={k: params[k] for k in ("temperature", "seed", "max_tokens")})
+        jobs.append(_Job(cluster, genes, messages, key))
+
+    store = _open_cache(cache)
+    parse: Callable[[str], Any] = (
+        parse_markdown if style == "markdown" else (lambda text: parse_json(text, answer_model))
+    )
+    rows: dict[str, dict[str, Any]] = {}
+    failures: dict[str, str] = {}
+    calls = 0
+
+    def run(job: _Job) -> tuple[dict[str, Any], bool]:
+        hit = store.get(job.key) if store is not None else None
+        if hit is not None:
+            try:
+                return _row(job, parse_cached(hit, answer_model, style), cached=True, seconds=0.0), True
+            except OutputFormatError:
+                log.warning("ignoring an unreadable cache entry for cluster %s", job.cluster)
+        start = time.perf_counter()
+        answer, raw, attempts = _ask(be, job, parse, schema, params, max_format_retries)
+        if store is not None:
+            store.put(job.key, {"answer": answer.model_dump(), "raw": raw, "attempts": attempts,
+                                "created": _now()})
+        return _row(job, answer, cached=False, seconds=time.perf_counter() - start), False
+
+    workers = max(1, min(concurrency or be.max_concurrency, len(jobs)))
+    show = settings.progress if progress is None else progress
+    with _progress(show, len(jobs), identity.model) as advance, ThreadPoolExecutor(workers) as pool:
+        futures = {pool.submit(run, job): job for job in jobs}
+        for fut in as_completed(futures):
+            job = futures[fut]
+            try:
+                rows[job.cluster], cached = fut.result()
+                calls += not cached
+            except (LLMError, OutputFormatError) as exc:
+                failures[job.cluster] = f"{type(exc).__name__}: {exc}"
+                log.error("cluster %s failed: %s", job.cluster, exc)
+            advance()
+    if store is not None:
+        store.close()
+
+    df = _frame(jobs, rows, failures)
+    df.attrs["provenance"] = {
+        "cellscribe_version": __version__, **identity.to_dict(), "prompt_hash": prompt_set.hash,
+        "parameters": params, "created": _now(), "n_clusters": len(jobs),
+        "dropped_clusters": dict(table.dropped),
+    }
+    df.attrs["stats"] = {"model_calls": calls, "cache_hits": len(rows) - calls, "failed": len(failures)}
+    if failures and on_error == "raise":
+        listing = "; ".join(f"{c}: {m}" for c, m in failures.items())
+        raise AnnotationError(
+            f"{len(failures)} of {len(jobs)} cluster(s) failed ({listing}). The {len(rows)} finished "
+            "cluster(s) are cached: run again to retry only the failed ones.",
+            failures=failures, partial=df,
+        )
+    return df
+
+
+def _ask(be: Backend, job: _Job, parse: Callable[[str], Any], schema: dict[str, Any] | None,
+         params: dict[str, Any], max_format_retries: int) -> tuple[Any, str, int]:
+    """Ask until the answer parses; send the problem back to the model between attempts."""
+    messages = list(job.messages)
+    problem = ""
+    for attempt in range(1, max_format_retries + 2):
+        response = be.chat(messages, schema=schema, temperature=params["temperature"], seed=params["seed"],
+                           max_tokens=params["max_tokens"])
+        try:
+            if response.finish_reason == "length":
+                raise OutputFormatError(
+                    f"the answer was cut off at max_tokens={params['max_tokens']}; answer more briefly"
+                )
+            return parse(response.content), response.content, attempt
+        except OutputFormatError as exc:
+            problem = str(exc)
+            log.info("cluster %s: malformed answer (%s); asking again", job.cluster, problem)
+            messages = [*job.messages, {"role": "assistant", "content": response.content},
+                        {"role": "user", "content": prompts.repair_message(problem)}]
+    raise OutputFormatError(
+        f"cluster {job.cluster}: the answer stayed malformed after {max_format_retries + 1} attempts "
+        f"({problem}). Try a larger model, a higher max_tokens, or style='json'."
+    )
+
+
+def parse_cached(hit: dict[str, Any], answer_model: type, style: str) -> Any:
+    """Rebuild a validated answer from a cache entry."""
+    from .answers import MarkdownAnswer
+
+    model = MarkdownAnswer if style == "markdown" else answer_model
+    try:
+        return model.model_validate(hit["answer"])
+    except Exception as exc:  # an entry from an older schema
+        raise OutputFormatError(str(exc)) from None
+
+
+def _row(job: _Job, answer: Any, *, cached: bool, seconds: float) -> dict[str, Any]:
+    data = answer.model_dump()
+    title = data.get("title")
+    bullets = data.get("bullets")
+    explained = title is not None and bullets is not None
+    return {
+        "cluster": job.cluster,
+        "label": data.get("label") or title,
+        "broad_lineage": data.get("broad_lineage"),
+        "confidence": data.get("confidence"),
+        "title": title,
+        "bullets": bullets,
+        "explanation_markdown": render_markdown(title, bullets) if explained else None,
+        "supporting_markers": cited_markers(job.genes, title, *bullets) if explained else [],
+        "markers": list(job.genes),
+        "cached": cached,
+        "seconds": round(seconds, 3),
+    }
+
+
+def _frame(jobs: list[_Job], rows: dict[str, dict[str, Any]], failures: dict[str, str]) -> pd.DataFrame:
+    records = []
+    for job in jobs:
+        if job.cluster in rows:
+            records.append(rows[job.cluster])
+        elif job.cluster in failures:
+            records.append({"cluster": job.cluster, "markers": list(job.genes), "error": failures[job.cluster]})
+    df = pd.DataFrame.from_records(records, columns=COLUMNS + (["error"] if failures else []))
+    df["confidence"] = pd.to_numeric(df["confidence"], errors="coerce")
+    return df
+
+
+def _open_cache(cache: bool | str | Path) -> ResponseCache | None:
+    if cache is False:
+        return None
+    return ResponseCache(None if cache is True else cache)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class _progress:
+    """A rich progress bar (or nothing), used as ``with _progress(...) as advance``."""
+
+    def __init__(self, show: bool, total: int, model: str) -> None:
+        self.show, self.total, self.model = show, total, model
+        self._bar: Any = None
+
+    def __enter__(self) -> Callable[[], None]:
+        if not self.show:
+            return lambda: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(TextColumn("[bold]annotating[/] {task.description}"), BarColumn(),
+                             MofNCompleteColumn(), TimeElapsedColumn(), transient=True)
+        self._bar.start()
+        task = self._bar.add_task(f"with {self.model}", total=self.total)
+        return lambda: self._bar.advance(task)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()

@@ -1,0 +1,45 @@
+"""The ``cellscribe`` command line.
+
+Each command lives in its own module and registers itself on :data:`app`. Errors cellscribe raises
+on purpose are printed as one clear message (exit status 2), never as a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+from rich.console import Console
+
+from ..errors import CellscribeError
+
+app = typer.Typer(
+    help="Annotate and explain single-cell clusters with language models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err = Console(stderr=True)
+
+# Command modules register themselves on `app` when imported.
+from . import _annotate, _demo, _models  # noqa: E402,F401
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details.")) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def main() -> None:
+    """Entry point of the ``cellscribe`` script."""
+    try:
+        app()
+    except CellscribeError as exc:
+        err.print(f"[bold red]Error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("Interrupted; finished answers are cached and a rerun resumes from them.")
+        sys.exit(130)

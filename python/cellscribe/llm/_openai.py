@@ -1,0 +1,163 @@
+"""OpenAI backend, through the official ``openai`` client, for OpenAI and compatible servers.
+
+``base_url`` points it at any OpenAI-compatible server: vLLM, LM Studio, the llama.cpp server,
+Ollama's ``/v1``. The API key is read from an environment variable (``OPENAI_API_KEY`` unless the
+user names another) when the client is made, and is never logged, cached or written to provenance.
+
+Structured output: OpenAI itself gets ``response_format={"type": "json_schema", ...}``; other
+servers get ``{"type": "json_object", "schema": ...}``, which the llama.cpp server enforces with a
+grammar (it answers ``json_schema`` with HTTP 500) and others treat as JSON mode. Either way the
+answer is validated afterwards. ``response_format=`` overrides the choice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import httpx
+
+from ..errors import InputError
+from ._base import Backend, ChatResponse, Message, ModelIdentity, Usage
+from ._constants import DEFAULT_API_KEY_ENV, DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_OPENAI_MODEL
+from ._errors import (
+    APITimeoutError,
+    AuthenticationError,
+    BackendUnavailableError,
+    ModelNotFoundError,
+    parse_retry_after,
+    status_error,
+)
+
+OPENAI_URL = "https://api.openai.com/v1"
+ResponseFormat = Literal["auto", "json_schema", "json_object", "none"]
+
+
+class OpenAIBackend(Backend):
+    """Chat with OpenAI or an OpenAI-compatible server.
+
+    Parameters
+    ----------
+    model
+        Model name on the server; default ``gpt-4o-mini`` on OpenAI. Compatible servers often
+        accept any name for their single model.
+    base_url
+        Server URL (e.g. ``http://127.0.0.1:8000/v1``); default ``OPENAI_BASE_URL`` or OpenAI.
+    api_key_env
+        Name of the environment variable holding the key (default ``OPENAI_API_KEY``). Required
+        for OpenAI itself; optional for other servers.
+    response_format
+        ``"auto"`` (see the module docstring), ``"json_schema"``, ``"json_object"`` or ``"none"``.
+    max_concurrency
+        Parallel requests.
+    """
+
+    name = "openai"
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        base_url: str | None = None,
+        api_key_env: str = DEFAULT_API_KEY_ENV,
+        response_format: ResponseFormat = "auto",
+        max_concurrency: int = 4,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        import openai
+
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
+        self.is_openai = self.base_url == OPENAI_URL
+        self.model = model or DEFAULT_OPENAI_MODEL
+        self.api_key_env = api_key_env
+        self.max_concurrency = max_concurrency
+        if response_format not in ("auto", "json_schema", "json_object", "none"):
+            raise InputError(f"response_format must be auto, json_schema, json_object or none; got {response_format!r}.")
+        self.response_format = (
+            ("json_schema" if self.is_openai else "json_object") if response_format == "auto" else response_format
+        )
+        key = os.environ.get(api_key_env)
+        if not key and self.is_openai:
+            raise AuthenticationError(
+                f"No API key: set the environment variable {api_key_env} (or name another one with "
+                "api_key_env=). Keys are read from the environment only.", status_code=401,
+            )
+        self._client = openai.OpenAI(
+            base_url=self.base_url, api_key=key or "not-needed",
+            timeout=httpx.Timeout(self.timeout, connect=DEFAULT_CONNECT_TIMEOUT_S),
+            max_retries=0,  # cellscribe's retry policy applies to every backend alike
+        )
+
+    @property
+    def identity(self) -> ModelIdentity:
+        return ModelIdentity(backend=self.name, model=self.model, digest=None, endpoint=self.base_url)
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        import openai
+
+        where = "OpenAI" if self.is_openai else f"the server at {self.base_url}"
+        try:
+            yield
+        except openai.APITimeoutError:
+            raise APITimeoutError(f"{where} did not answer within {self.timeout:g} s.") from None
+        except openai.APIConnectionError:
+            raise BackendUnavailableError(f"Cannot reach {where}; check base_url and that the server runs.") from None
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+            raise AuthenticationError(
+                f"{where} refused the API key (HTTP {exc.status_code}); check ${self.api_key_env}.",
+                status_code=exc.status_code,
+            ) from None
+        except openai.NotFoundError:
+            raise ModelNotFoundError(f"{where} has no model {self.model!r} (HTTP 404); check model=.") from None
+        except openai.APIStatusError as exc:
+            raise status_error(
+                f"{where} answered HTTP {exc.status_code}.", exc.status_code,
+                parse_retry_after(exc.response.headers.get("retry-after")),
+            ) from None
+
+    def check(self) -> None:
+        with self._errors():
+            names = [m.id for m in self._client.models.list()]
+        if self.is_openai and self.model not in names:
+            raise ModelNotFoundError(f"OpenAI has no model {self.model!r} for this key.")
+
+    def _format(self, schema: dict[str, Any] | None) -> dict[str, Any] | None:
+        if schema is None or self.response_format == "none":
+            return None
+        if self.response_format == "json_schema":
+            return {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
+        return {"type": "json_object", "schema": schema}
+
+    def _chat(
+        self,
+        messages: list[Message],
+        *,
+        schema: dict[str, Any] | None,
+        temperature: float,
+        seed: int,
+        max_tokens: int,
+    ) -> ChatResponse:
+        kwargs: dict[str, Any] = {"max_completion_tokens" if self.is_openai else "max_tokens": max_tokens}
+        fmt = self._format(schema)
+        if fmt is not None:
+            kwargs["response_format"] = fmt
+        with self._errors():
+            r = self._client.chat.completions.create(
+                model=self.model, messages=messages, temperature=temperature, seed=seed, **kwargs
+            )
+        if not r.choices:
+            raise status_error(f"The server at {self.base_url} returned no choices.", 502)
+        choice = r.choices[0]
+        usage = Usage(r.usage.prompt_tokens, r.usage.completion_tokens) if r.usage else Usage()
+        return ChatResponse(
+            content=choice.message.content or "", model=r.model or self.model,
+            finish_reason=choice.finish_reason, usage=usage,
+            reasoning=getattr(choice.message, "reasoning_content", None),
+        )
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,117 @@
+"""A report a biologist can read: one card per cluster (label, explanation, markers, plots).
+
+:func:`write_report` writes self-contained HTML (plots embedded) or Markdown (plots linked),
+chosen by the file suffix. Templates live in ``report/templates/``.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+from markdown_it import MarkdownIt
+
+from ..errors import InputError
+
+_env = jinja2.Environment(
+    loader=jinja2.FunctionLoader(lambda name: resources.files(__name__).joinpath("templates", name).read_text()),
+    autoescape=jinja2.select_autoescape(["html.j2"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [str(v) for v in value]
+
+
+def _cards(results: pd.DataFrame, extra_columns: Sequence[str]) -> list[dict[str, Any]]:
+    md = MarkdownIt()
+    cards = []
+    for row in results.to_dict("records"):
+        conf = row.get("confidence")
+        conf_value = None if conf is None or (isinstance(conf, float) and math.isnan(conf)) else float(conf)
+        explanation = row.get("explanation_markdown") or ""
+        if not isinstance(explanation, str):
+            explanation = ""
+        cards.append({
+            "cluster": row.get("cluster"),
+            "label": row.get("label") if isinstance(row.get("label"), str) else "(not annotated)",
+            "lineage": row.get("broad_lineage") if isinstance(row.get("broad_lineage"), str) else None,
+            "confidence": "n/a" if conf_value is None else f"{conf_value:.2f}",
+            "confidence_value": conf_value,
+            "explanation": explanation,
+            "explanation_html": jinja2.utils.markupsafe.Markup(md.render(explanation)) if explanation else "",
+            "markers": _as_list(row.get("markers")),
+            "supporting": _as_list(row.get("supporting_markers")),
+            "extra": [(c, row[c]) for c in extra_columns if c in row and row[c] is not None],
+        })
+    return cards
+
+
+def write_report(
+    results: pd.DataFrame,
+    path: str | Path,
+    *,
+    title: str = "cellscribe annotation report",
+    images: Sequence[tuple[str | Path, str]] = (),
+    extra_columns: Sequence[str] = (),
+) -> Path:
+    """Write the report.
+
+    Parameters
+    ----------
+    results
+        The table returned by :func:`cellscribe.annotate` (or :func:`cellscribe.get.annotations`).
+    path
+        Output file; ``.html`` (self-contained) or ``.md``.
+    title
+        Heading of the report.
+    images
+        ``(png_path, caption)`` pairs shown above the cards (e.g. a UMAP coloured by label).
+    extra_columns
+        Further columns of ``results`` to show on each card (e.g. ``cl_id``, ``agreement``).
+
+    Returns
+    -------
+    The path written.
+    """
+    path = Path(path)
+    kind = path.suffix.lower()
+    if kind not in (".html", ".md"):
+        raise InputError(f"Report files end in .html or .md; got {path.name!r}.")
+    prov = results.attrs.get("provenance", {})
+    summary = f"{len(results)} clusters annotated"
+    if prov:
+        summary += (f" by {prov.get('model')} ({prov.get('backend')})"
+                    + (f", tissue {prov['parameters']['tissue']}" if prov.get("parameters", {}).get("tissue") else ""))
+    footer = " · ".join(f"{k}: {prov[k]}" for k in ("cellscribe_version", "digest", "prompt_hash", "created") if prov.get(k))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    imgs = []
+    for img, caption in images:
+        img = Path(img)
+        entry = {"caption": caption, "path": _relative(img, path.parent)}
+        if kind == ".html":
+            entry["base64"] = base64.b64encode(img.read_bytes()).decode()
+        imgs.append(entry)
+    template = _env.get_template(f"report{kind}.j2")
+    path.write_text(template.render(title=title, summary=summary, footer=footer, images=imgs,
+                                    cards=_cards(results, extra_columns)), encoding="utf-8")
+    return path
+
+
+def _relative(target: Path, start: Path) -> str:
+    try:
+        return str(target.resolve().relative_to(start.resolve()))
+    except ValueError:
+        return str(target.resolve())

@@ -1,0 +1,257 @@
+"""Loopback servers the tests start for real.
+
+* :class:`LlamaServer`: llama-cpp-python's OpenAI-compatible server (``python -m llama_cpp.server``)
+  with a real GGUF model.
+* :class:`OllamaProtocolServer`: Ollama itself cannot be installed on these machines (it is not on
+  PyPI, Debian or npm), so this server speaks Ollama's HTTP protocol (``/api/tags``, ``/api/chat``,
+  404 ``{"error": ...}`` for missing models) and answers with a real model through llama-cpp-python.
+* :class:`FaultProxy`: sits in front of an OpenAI-compatible server and injects scripted faults
+  (HTTP 500, 429 with ``Retry-After``, a stall past the client timeout, a malformed answer, a hang)
+  before forwarding the remaining requests; it counts what reached the model.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 180.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{url} did not come up within {timeout:g} s")
+
+
+class LlamaServer:
+    """``python -m llama_cpp.server`` on 127.0.0.1 with a real model."""
+
+    def __init__(self, model: Path, alias: str = "local-qwen") -> None:
+        self.model, self.alias = model, alias
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> LlamaServer:
+        self.log = tempfile.TemporaryFile(mode="w+")  # a pipe would fill up and stall the server
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model), "--model_alias", self.alias,
+             "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "4096", "--verbose", "false"],
+            stdout=self.log, stderr=subprocess.STDOUT, text=True,
+        )
+        try:
+            wait_http(f"{self.base_url}/models", proc=self.proc)
+        except Exception:
+            self.log.seek(0)
+            raise RuntimeError("llama_cpp.server did not start:\n" + self.log.read()[-3000:]) from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+class _Server:
+    """A ThreadingHTTPServer on a free loopback port, run in a daemon thread."""
+
+    handler: type[BaseHTTPRequestHandler]
+
+    def __enter__(self) -> Any:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self.handler)
+        self.httpd.daemon_threads = True
+        self.httpd.owner = self  # type: ignore[attr-defined]
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:  # keep test output clean
+        pass
+
+    @property
+    def owner(self) -> Any:
+        return self.server.owner  # type: ignore[attr-defined]
+
+    def body(self) -> dict[str, Any]:
+        n = int(self.headers.get("Content-Length") or 0)
+        return json.loads(self.rfile.read(n) or b"{}")
+
+    def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+# --------------------------------------------------------------------------- Ollama protocol
+
+
+class _OllamaHandler(_Handler):
+    def do_GET(self) -> None:
+        if self.path == "/api/tags":
+            self.send_json(200, {"models": [self.owner.tag()]})
+        elif self.path in ("/", "/api/version"):
+            self.send_json(200, {"version": "0.12.0"})
+        else:
+            self.send_json(404, {"error": "not found"})
+
+    def do_POST(self) -> None:
+        if self.path != "/api/chat":
+            self.send_json(404, {"error": "not found"})
+            return
+        req = self.body()
+        self.owner.requests.append(req)
+        if req.get("model") not in (self.owner.model_name, self.owner.model_name.split(":")[0]):
+            self.send_json(404, {"error": f"model '{req.get('model')}' not found"})
+            return
+        self.send_json(200, self.owner.chat(req))
+
+
+class OllamaProtocolServer(_Server):
+    """Speaks Ollama's ``/api/tags`` and ``/api/chat`` (non-streaming), answering with a real GGUF model."""
+
+    handler = _OllamaHandler
+
+    def __init__(self, model: Path, model_name: str) -> None:
+        from llama_cpp import Llama
+
+        self.model_name = model_name
+        self.path = model
+        self.llama = Llama(model_path=str(model), n_ctx=4096, verbose=False)
+        self.lock = threading.Lock()
+        self.requests: list[dict[str, Any]] = []
+
+    @property
+    def host(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def tag(self) -> dict[str, Any]:
+        from cellscribe.llm.local_models import file_sha256
+
+        return {"name": self.model_name, "model": self.model_name, "modified_at": "2026-11-01T00:00:00Z",
+                "size": self.path.stat().st_size, "digest": file_sha256(self.path),
+                "details": {"format": "gguf", "family": "qwen2", "parameter_size": "0.5B"}}
+
+    def chat(self, req: dict[str, Any]) -> dict[str, Any]:
+        opts = req.get("options") or {}
+        fmt = req.get("format")
+        response_format = None
+        if isinstance(fmt, dict):
+            response_format = {"type": "json_object", "schema": fmt}
+        elif fmt == "json":
+            response_format = {"type": "json_object"}
+        start = time.perf_counter_ns()
+        with self.lock:
+            r = self.llama.create_chat_completion(
+                messages=req["messages"], temperature=opts.get("temperature", 0.8), seed=opts.get("seed"),
+                max_tokens=opts.get("num_predict"), response_format=response_format,
+            )
+        choice = r["choices"][0]
+        return {
+            "model": self.model_name, "created_at": "2026-11-21T00:00:00Z",
+            "message": {"role": "assistant", "content": choice["message"]["content"]},
+            "done": True, "done_reason": "length" if choice["finish_reason"] == "length" else "stop",
+            "total_duration": time.perf_counter_ns() - start,
+            "prompt_eval_count": r["usage"]["prompt_tokens"], "eval_count": r["usage"]["completion_tokens"],
+        }
+
+
+# --------------------------------------------------------------------------- fault injection
+
+
+class _ProxyHandler(_Handler):
+    def do_GET(self) -> None:
+        r = httpx.get(self.owner.upstream + self.path.removeprefix("/v1"), timeout=30)
+        self.send_json(r.status_code, r.json())
+
+    def do_POST(self) -> None:
+        owner = self.owner
+        req = self.body()
+        with owner.lock:
+            owner.seen += 1
+            action = owner.script.popleft() if owner.script else ("pass",)
+        kind = action[0]
+        if kind == "status":
+            headers = {"Retry-After": str(action[2])} if len(action) > 2 else {}
+            self.send_json(action[1], {"error": {"message": f"injected {action[1]}", "type": "server_error"}}, headers)
+        elif kind == "sleep":
+            time.sleep(action[1])
+            self.send_json(504, {"error": {"message": "late"}})
+        elif kind == "hang":
+            owner.release.wait(timeout=600)
+            self.send_json(503, {"error": {"message": "released"}})
+        elif kind == "malformed":
+            self.send_json(200, _completion(req.get("model", "x"), "Sure! The cell type is probably T cells."))
+        else:
+            with owner.lock:
+                owner.forwarded += 1
+            r = httpx.post(owner.upstream + self.path.removeprefix("/v1"), json=req, timeout=300)
+            self.send_json(r.status_code, r.json())
+
+
+def _completion(model: str, content: str) -> dict[str, Any]:
+    return {"id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+
+
+class FaultProxy(_Server):
+    """An OpenAI-protocol proxy with a script of faults, one per chat request, then ``pass``."""
+
+    handler = _ProxyHandler
+
+    def __init__(self, upstream: str, script: list[tuple[Any, ...]] | None = None) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.script: deque[tuple[Any, ...]] = deque(script or [])
+        self.lock = threading.Lock()
+        self.release = threading.Event()
+        self.seen = 0
+        self.forwarded = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.set()
+        super().__exit__(*exc)

@@ -1,0 +1,69 @@
+"""Shared fixtures: an isolated cache per test, the real local models, loopback servers.
+
+Models are real GGUF files prepared by `make setup` (scripts/setup.sh); a missing model fails
+the test with the command that prepares it, it never skips.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import cellscribe
+from cellscribe.llm import local_models
+
+DATA = Path(__file__).parent / "_data"
+USER_MODELS = local_models.REGISTRY["smollm2-135m"].path.parent  # resolved before any test changes settings
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own cache folder (answers, knowledge); models are shared read-only."""
+    root = tmp_path_factory.mktemp("cache")
+    (root / "models").symlink_to(USER_MODELS, target_is_directory=True)
+    monkeypatch.setattr(cellscribe.settings, "cache_dir", root)
+    monkeypatch.setattr(cellscribe.settings, "progress", False)
+    monkeypatch.delenv("OLLAMA_HOST", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    return root
+
+
+def require_model(name: str) -> Path:
+    if not local_models.is_ready(name):
+        pytest.fail(f"local model {name} is not prepared: run `make setup` "
+                    f"(or `cellscribe models prepare {name}`)", pytrace=False)
+    return local_models.REGISTRY[name].path
+
+
+@pytest.fixture(scope="session")
+def qwen15_path() -> Path:
+    return require_model("qwen2.5-coder-1.5b")
+
+
+@pytest.fixture(scope="session")
+def qwen05_path() -> Path:
+    return require_model("qwen2.5-coder-0.5b")
+
+
+@pytest.fixture(scope="session")
+def smollm_path() -> Path:
+    return require_model("smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def llama_server(qwen15_path: Path):
+    """A real OpenAI-compatible llama.cpp server (llama_cpp.server) on loopback with the 1.5B model."""
+    from _servers import LlamaServer
+
+    with LlamaServer(qwen15_path) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def ollama_server(qwen05_path: Path):
+    """A loopback server speaking Ollama's /api/tags and /api/chat, answering with a real model."""
+    from _servers import OllamaProtocolServer
+
+    with OllamaProtocolServer(qwen05_path, model_name="qwen2.5-coder:0.5b") as server:
+        yield server
