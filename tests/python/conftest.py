@@ -67,3 +67,24 @@ def ollama_server(qwen05_path: Path):
 
     with OllamaProtocolServer(qwen05_path, model_name="qwen2.5-coder:0.5b") as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def _gene_index_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The gene-facts index of ``cellscribe.knowledge.genes``, built once per session (~8 s)."""
+    from cellscribe.knowledge import genes
+
+    path = tmp_path_factory.mktemp("gene-index") / genes.index_path().name
+    genes._build(path)
+    return path
+
+
+@pytest.fixture
+def gene_index(isolated_cache: Path, _gene_index_file: Path) -> Path:
+    """The session's gene index linked into this test's cache (``knowledge/genes-v*.sqlite``)."""
+    from cellscribe.knowledge import genes
+
+    target = genes.index_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.symlink_to(_gene_index_file)
+    return target
