@@ -1,5 +1,6 @@
 """Tools that take an AnnData and write results into it (scanpy's ``tl`` convention)."""
 
 from ._annotate import annotate
+from ._cluster import cluster
 
-__all__ = ["annotate"]
+__all__ = ["annotate", "cluster"]

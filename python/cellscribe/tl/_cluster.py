@@ -1,0 +1,166 @@
+"""``cellscribe.tl.cluster``: normalise, embed, cluster with Leiden and rank marker genes (DeepSeq's
+clustering module, with scanpy)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from typing import TYPE_CHECKING
+
+from ..errors import InputError
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+log = logging.getLogger(__name__)
+
+#: Marker genes stored per cluster (``cellscribe.tl.annotate`` sends the first ``top_n`` positive ones).
+N_RANKED_GENES = 100
+
+
+def cluster(
+    adata: AnnData,
+    resolution: float = 1.0,
+    *,
+    n_top_genes: int = 2000,
+    n_comps: int = 50,
+    n_neighbors: int = 15,
+    method: str = "wilcoxon",
+    n_genes: int = N_RANKED_GENES,
+    random_state: int = 0,
+    key_added: str = "leiden",
+    copy: bool = False,
+) -> AnnData | None:
+    """Cluster cells and find each cluster's marker genes.
+
+    The steps depend on what ``adata.X`` holds (:func:`cellscribe.io.matrix_kind`):
+
+    * raw counts, or unnormalised values such as TPM: ``sc.pp.normalize_total`` (10,000 per cell)
+      and ``sc.pp.log1p`` (the counts are kept in ``layers["counts"]``), then as below;
+    * log-normalised values: ``sc.pp.highly_variable_genes`` (``n_top_genes``, Seurat flavour),
+      ``sc.pp.pca`` on those genes, ``sc.pp.neighbors``, ``sc.tl.leiden`` (leidenalg),
+      ``sc.tl.umap``, and ``sc.tl.rank_genes_groups`` on all genes of ``.X``;
+    * scaled values (negative entries, e.g. scanpy's ``pbmc68k_reduced``): PCA on ``.X`` as it is
+      (no normalisation, no gene selection), and markers ranked on ``.raw`` (which must then hold
+      log-normalised values, as scanpy keeps them).
+
+    The markers are stored where :func:`cellscribe.markers.from_scanpy` and
+    :func:`cellscribe.tl.annotate` read them (``adata.uns["rank_genes_groups"]`` with
+    ``params["groupby"] == key_added``), so annotation reuses them.
+
+    Parameters
+    ----------
+    adata
+        Cells x genes; after QC when it holds counts (:func:`cellscribe.pp.filter_cells`).
+    resolution
+        Leiden resolution: higher gives more clusters.
+    n_top_genes
+        Highly variable genes used for the PCA (all genes when there are fewer).
+    n_comps, n_neighbors
+        Principal components and neighbours (capped by the number of cells and genes).
+    method
+        Test of ``rank_genes_groups`` (``"wilcoxon"``, ``"t-test"``, ``"logreg"``).
+    n_genes
+        Marker genes stored per cluster.
+    random_state
+        Seed of PCA, neighbours, Leiden and UMAP (same input and seed give the same clusters).
+    key_added
+        Column of ``adata.obs`` for the clusters.
+    copy
+        Return a modified copy instead of writing into ``adata``.
+
+    Returns
+    -------
+    ``None`` (or the copy), having written:
+
+    ``adata.obs[key_added]``
+        Categorical Leiden cluster of each cell (``"0"``, ``"1"``, ...; ``"0"`` the largest).
+    ``adata.obsm["X_pca"]``, ``adata.obsm["X_umap"]``, ``adata.obsp["distances"]``, ``adata.obsp["connectivities"]``
+        The embeddings and the neighbour graph (scanpy's own keys), with ``adata.uns["pca"]``,
+        ``adata.uns["neighbors"]``, ``adata.uns["umap"]``, ``adata.uns[key_added]``.
+    ``adata.var["highly_variable"]``
+        The genes the PCA used (not for scaled input).
+    ``adata.layers["counts"]``
+        The raw counts, when ``.X`` held counts (``.X`` becomes log-normalised).
+    ``adata.uns["rank_genes_groups"]``
+        The markers of each cluster, ``n_genes`` per cluster.
+    ``adata.uns["cellscribe_cluster"]["params"]``
+        The parameters, ``input`` (the matrix kind found), ``normalised`` (bool), ``n_clusters``,
+        ``markers_on`` (``"X"`` or ``"raw"``) and ``seconds`` per step.
+    """
+    import numpy as np
+    import scanpy as sc
+
+    from ..io import check_not_empty, matrix_kind
+
+    adata = adata.copy() if copy else adata
+    check_not_empty(adata)
+    if adata.n_obs < 3:
+        raise InputError(f"Clustering needs at least 3 cells; the data has {adata.n_obs}.")
+    seconds: dict[str, float] = {}
+    kind = matrix_kind(adata.X)
+    clock = time.perf_counter()
+    normalised = kind in ("counts", "unnormalised")
+    if normalised:
+        if kind == "counts":
+            adata.layers["counts"] = adata.X.copy()
+        sc.pp.normalize_total(adata, target_sum=1e4)
+        sc.pp.log1p(adata)
+        seconds["normalise"] = time.perf_counter() - clock
+    else:
+        log.info("adata.X looks %s: not normalised again", kind.replace("_", "-"))
+
+    mask_var = None
+    if kind != "scaled" and adata.n_vars > n_top_genes:
+        clock = time.perf_counter()
+        sc.pp.highly_variable_genes(adata, n_top_genes=n_top_genes, flavor="seurat")
+        mask_var = "highly_variable"
+        seconds["hvg"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    n_features = int(adata.var["highly_variable"].sum()) if mask_var else adata.n_vars
+    comps = max(2, min(n_comps, adata.n_obs - 1, n_features - 1))
+    sc.pp.pca(adata, n_comps=comps, mask_var=mask_var, random_state=random_state)
+    sc.pp.neighbors(adata, n_neighbors=max(2, min(n_neighbors, adata.n_obs - 1)), n_pcs=comps,
+                    random_state=random_state)
+    seconds["pca_neighbors"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    with warnings.catch_warnings():  # scanpy nudges towards igraph's flavour; leidenalg is the documented choice
+        warnings.simplefilter("ignore", FutureWarning)
+        sc.tl.leiden(adata, resolution=resolution, flavor="leidenalg", random_state=random_state,
+                     key_added=key_added)
+    seconds["leiden"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    sc.tl.umap(adata, random_state=random_state)
+    seconds["umap"] = time.perf_counter() - clock
+
+    use_raw = kind == "scaled" and adata.raw is not None
+    if kind == "scaled":
+        if adata.raw is None:
+            log.warning("adata.X is scaled and there is no .raw: marker genes are ranked on scaled values")
+        elif matrix_kind(adata.raw.X) != "log_normalised":
+            log.warning(".raw looks %s, not log-normalised: marker fold changes may be off",
+                        matrix_kind(adata.raw.X).replace("_", "-"))
+    sizes = adata.obs[key_added].value_counts()
+    ranked = [str(c) for c in adata.obs[key_added].cat.categories if sizes[c] >= 2]
+    if len(ranked) < len(sizes):
+        log.warning("cluster(s) %s have a single cell: no markers, no label",
+                    ", ".join(str(c) for c in sizes.index if sizes[c] < 2))
+    clock = time.perf_counter()
+    if len(sizes) < 2:
+        log.warning("Leiden found a single cluster at resolution %g: no markers (raise the resolution)", resolution)
+    else:
+        sc.tl.rank_genes_groups(adata, key_added, groups=ranked if len(ranked) < len(sizes) else "all",
+                                method=method, use_raw=use_raw, n_genes=min(n_genes, adata.n_vars),
+                                key_added="rank_genes_groups")
+    seconds["markers"] = time.perf_counter() - clock
+    adata.uns["cellscribe_cluster"] = {"params": {
+        "resolution": float(resolution), "n_top_genes": int(n_top_genes), "n_comps": int(comps),
+        "n_neighbors": int(n_neighbors), "method": method, "n_genes": int(n_genes), "random_state": int(random_state),
+        "key_added": key_added, "input": kind, "normalised": bool(normalised), "n_clusters": int(len(sizes)),
+        "markers_on": "raw" if use_raw else "X",
+        "seconds": {k: float(np.round(v, 3)) for k, v in seconds.items()},
+    }}
+    log.info("Leiden (resolution %g): %d clusters of %d cells", resolution, len(sizes), adata.n_obs)
+    return adata if copy else None
