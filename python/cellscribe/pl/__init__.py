@@ -1,7 +1,8 @@
 """Plots (scanpy's ``pl`` convention). Each function returns the matplotlib figure and saves it
 when ``path`` is given."""
 
+from ._embed import embedding_umaps
 from ._qc import qc
 from ._umap import umap
 
-__all__ = ["qc", "umap"]
+__all__ = ["embedding_umaps", "qc", "umap"]

@@ -2,5 +2,7 @@
 
 from ._annotate import annotate
 from ._cluster import cluster
+from ._genept import genept
+from ._screader import screader
 
-__all__ = ["annotate", "cluster"]
+__all__ = ["annotate", "cluster", "genept", "screader"]
