@@ -23,7 +23,8 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
-_SUBMODULES = {"tl", "get", "markers", "llm", "prompts", "answers", "cache", "report", "datasets", "embed"}
+_SUBMODULES = {"tl", "get", "markers", "llm", "prompts", "answers", "cache", "report", "datasets", "embed",
+               "evaluate", "knowledge", "pl"}
 
 if TYPE_CHECKING:
     from . import get, llm, markers, tl

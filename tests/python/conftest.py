@@ -88,3 +88,13 @@ def gene_index(isolated_cache: Path, _gene_index_file: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.symlink_to(_gene_index_file)
     return target
+
+
+@pytest.fixture(scope="session")
+def gptcelltype_dev() -> Path:
+    """``../shared/benchmarks/gptcelltype/dev.csv`` beside the checkout (CI has ``../shared``); fails, never skips."""
+    path = Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks" / "gptcelltype" / "dev.csv"
+    if not path.is_file():
+        pytest.fail(f"GPTCelltype benchmark table not found at {path}: the tests expect the shared folder "
+                    "(../shared/benchmarks/gptcelltype/) beside the repository, as in CI.", pytrace=False)
+    return path

@@ -1,0 +1,339 @@
+"""Free-text cell-type labels, cleaned into the forms the Cell Ontology spells.
+
+A label written by a person or a model (``"CD14+ Monocytes"``, ``"NK cells"``, ``"Immune (B cell)"``,
+``"Smooth muscle cells / Fibroblasts"``) is turned into candidate texts for ontology lookup:
+
+* :func:`alternatives` splits a label naming several types (``/``, ``or``, ``and``, ``,``, ``&``).
+* :func:`variants` gives, for one part, texts naming the same type, to try in order: common names
+  in the ontology's spelling (:data:`ALIASES`), the part itself, its abbreviations expanded
+  (:data:`ABBREVIATIONS`), bare CD markers read as positive (``"CD14 monocyte"`` -> ``"CD14+
+  monocyte"``), ``"cell"`` appended to a bare adjective (``"Dendritic"`` -> ``"Dendritic cell"``), and
+  state words dropped (``"cycling"``, ``"activated"``, ...).
+* :func:`coarse_variants` gives texts for a coarser type: marker tokens dropped
+  (``"Pvalb+ GABAergic neuron"`` -> ``"GABAergic neuron"``).
+* :func:`is_malignant` recognises tumour-cell labels (``"colon cancer cell"``, ``"Malignant B
+  cells"``), but not ``"tumour-associated macrophage"`` or ``"non-malignant B cells"``.
+
+Case, plurals, ``+``/``-`` marker signs and punctuation are left to
+:func:`cellscribe.knowledge.ontology.normalize`, which applies to ontology names and labels alike.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from ..knowledge.ontology import normalize
+
+#: Abbreviations and short forms, matched as whole words (case-sensitive keys are upper/mixed case
+#: as people write them; matching ignores case except where noted), replaced by the words the
+#: Cell Ontology uses.
+ABBREVIATIONS: dict[str, str] = {
+    # lymphocytes
+    "NK": "natural killer",
+    "NKT": "natural killer T",
+    "NK T": "natural killer T",
+    "ILC": "innate lymphoid cell",
+    "ILCs": "innate lymphoid cell",
+    "ILC1": "group 1 innate lymphoid cell",
+    "ILC2": "group 2 innate lymphoid cell",
+    "ILC3": "group 3 innate lymphoid cell",
+    "MAIT": "mucosal-associated invariant T",
+    "Treg": "regulatory T cell",
+    "Tregs": "regulatory T cell",
+    "Tfh": "T follicular helper cell",
+    "Th1": "T-helper 1 cell",
+    "Th2": "T-helper 2 cell",
+    "Th17": "T-helper 17 cell",
+    "Th22": "T-helper 22 cell",
+    "Tcm": "central memory T cell",
+    "Tem": "effector memory T cell",
+    "Temra": "effector memory RA T cell",
+    "Trm": "tissue-resident memory T cell",
+    "CTL": "cytotoxic T cell",
+    "CTLs": "cytotoxic T cell",
+    "gdT": "gamma-delta T",
+    "gd T": "gamma-delta T",
+    "γδ T": "gamma-delta T",
+    "γδT": "gamma-delta T",
+    "GC B": "germinal center B",
+    "Tc": "cytotoxic T cell",
+    "Th": "T-helper cell",
+    "T reg": "regulatory T cell",
+    "T regs": "regulatory T cell",
+    # myeloid
+    "pDC": "plasmacytoid dendritic cell",
+    "pDCs": "plasmacytoid dendritic cell",
+    "cDC": "conventional dendritic cell",
+    "cDCs": "conventional dendritic cell",
+    "cDC1": "conventional dendritic cell type 1",
+    "cDC2": "conventional dendritic cell type 2",
+    "mDC": "myeloid dendritic cell",
+    "mDCs": "myeloid dendritic cell",
+    "DC": "dendritic cell",
+    "DCs": "dendritic cell",
+    "MDSC": "myeloid-derived suppressor cell",
+    "MDSCs": "myeloid-derived suppressor cell",
+    "TAM": "macrophage",
+    "TAMs": "macrophage",
+    "Mono": "monocyte",
+    "Monos": "monocyte",
+    "Mac": "macrophage",
+    "Macs": "macrophage",
+    "Mφ": "macrophage",
+    "PMN": "neutrophil",
+    "RBC": "erythrocyte",
+    "RBCs": "erythrocyte",
+    "Mk": "megakaryocyte",
+    "MK": "megakaryocyte",
+    # stem and progenitor
+    "HSC": "hematopoietic stem cell",
+    "HSCs": "hematopoietic stem cell",
+    "HSPC": "hematopoietic stem cell",
+    "HSPCs": "hematopoietic stem cell",
+    "MPP": "hematopoietic multipotent progenitor cell",
+    "CMP": "common myeloid progenitor",
+    "CLP": "common lymphoid progenitor",
+    "GMP": "granulocyte monocyte progenitor cell",
+    "MEP": "megakaryocyte-erythroid progenitor cell",
+    "MSC": "mesenchymal stem cell",
+    "MSCs": "mesenchymal stem cell",
+    "NPC": "neural progenitor cell",
+    "NPCs": "neural progenitor cell",
+    "OPC": "oligodendrocyte precursor cell",
+    "OPCs": "oligodendrocyte precursor cell",
+    "TA": "transit amplifying",
+    # stromal, vascular, epithelial, neural
+    "EC": "endothelial cell",
+    "ECs": "endothelial cell",
+    "LEC": "lymphatic endothelial cell",
+    "LECs": "lymphatic endothelial cell",
+    "SMC": "smooth muscle cell",
+    "SMCs": "smooth muscle cell",
+    "VSMC": "vascular smooth muscle cell",
+    "VSMCs": "vascular smooth muscle cell",
+    "CAF": "fibroblast",
+    "CAFs": "fibroblast",
+    "FAP": "fibro/adipogenic progenitor cell",
+    "FAPs": "fibro/adipogenic progenitor cell",
+    "AT1": "pulmonary alveolar type 1 cell",
+    "AT2": "pulmonary alveolar type 2 cell",
+    "ATI": "pulmonary alveolar type 1 cell",
+    "ATII": "pulmonary alveolar type 2 cell",
+    "RGC": "retinal ganglion cell",
+    "RPE": "retinal pigment epithelial cell",
+    "RGCs": "retinal ganglion cell",
+    "PT": "proximal tubule",
+    "ENS": "enteric",
+}
+
+#: Names common in single-cell papers that the Cell Ontology spells differently (whole phrases,
+#: case and plurals ignored). Tried before the label as written.
+ALIASES: dict[str, str] = {
+    "erythroid cell": "erythroid lineage cell",
+    "erythroid": "erythroid lineage cell",
+    "lymphoid cell": "lymphocyte",
+    "neuronal cell": "neuron",
+    "excitatory neuron": "glutamatergic neuron",
+    "inhibitory neuron": "GABAergic neuron",
+    "inhibitory interneuron": "GABAergic interneuron",
+    "ductal cell": "duct epithelial cell",
+    "alpha cell": "pancreatic A cell",
+    "beta cell": "type B pancreatic cell",
+    "delta cell": "pancreatic D cell",
+    "gamma cell": "pancreatic PP cell",
+    "pp cell": "pancreatic PP cell",
+    "epsilon cell": "pancreatic epsilon cell",
+    "satellite cell": "skeletal muscle satellite cell",
+    "proximal tubule cell": "epithelial cell of proximal tubule",
+    "proximal tubular cell": "epithelial cell of proximal tubule",
+    "distal tubule cell": "epithelial cell of distal tubule",
+    "distal tubular cell": "epithelial cell of distal tubule",
+    "plasma b cell": "plasma cell",
+    "rpe cell": "retinal pigment epithelial cell",
+    "cd34 positive": "hematopoietic precursor cell",
+    "cd34 positive cell": "hematopoietic precursor cell",
+    "hematopoietic stem and progenitor cell": "hematopoietic stem cell",
+    "hematopoietic stem progenitor cell": "hematopoietic stem cell",
+    "haematopoietic stem and progenitor cell": "hematopoietic stem cell",
+    "muller glia": "Mueller cell",
+    "mueller glia": "Mueller cell",
+    "tumor associated macrophage": "macrophage",
+    "tumour associated macrophage": "macrophage",
+    "cancer associated fibroblast": "fibroblast",
+}
+
+# Words that describe a state rather than a type; dropped when the label does not map as given.
+NOISE_WORDS = (
+    "cycling", "proliferating", "proliferative", "dividing", "activated", "resting", "mature", "immature",
+    "circulating", "resident", "like", "subset", "population", "cluster", "putative", "possible",
+    "probably", "likely", "other", "mixed", "specialized", "specialised", "differentiated", "high", "low",
+    "early", "late", "fetal", "foetal", "adult", "normal", "healthy", "non-malignant", "nonmalignant",
+    "non-cancerous", "quiescent", "terminally",
+)
+#: Words that make a label name tumour cells.
+MALIGNANT_WORDS = (
+    "malignant", "tumor", "tumour", "cancer", "carcinoma", "adenocarcinoma", "neoplastic", "neoplasm",
+    "lymphoma", "leukemia", "leukaemia", "glioma", "glioblastoma", "melanoma", "sarcoma", "myeloma",
+    "blastoma", "metastatic", "metastasis", "oligodendroglioma", "astrocytoma",
+)
+_MALIGNANT = re.compile(r"\b(" + "|".join(MALIGNANT_WORDS) + r")s?\b", re.I)
+_NOT_MALIGNANT = re.compile(
+    r"\b(non|not|pre|benign)[\s-]*(" + "|".join(MALIGNANT_WORDS) + r")|"
+    r"(" + "|".join(MALIGNANT_WORDS) + r")s?[\s-]*(associated|infiltrating|educated|derived|adjacent|resident|"
+    r"specific|reactive)|\bnormal\b",
+    re.I,
+)
+_ABBREV = re.compile(
+    r"(?<![\w+-])(" + "|".join(re.escape(k) for k in sorted(ABBREVIATIONS, key=len, reverse=True)) + r")(?![\w])",
+    re.I,
+)
+_ABBREV_CI = {k.lower(): v for k, v in ABBREVIATIONS.items()}
+_ALIAS_KEYS = [(normalize(k), v) for k, v in ALIASES.items()]
+_BARE_CD = re.compile(r"\b(CD\d+[A-Za-z]?)(?![\w+\-/])(?!\s*(?:positive|negative|high|low|hi|lo|dim|bright)\b)", re.I)
+_PAREN = re.compile(r"\(([^()]*)\)")
+_SPLIT = re.compile(r"\s*(?:(?<!\d)/|/(?!\d)|\bor\b|\band\b|&|;|,(?!\s*(?:alpha-beta|gamma-delta)))\s*", re.I)
+_ENDS_CELL = re.compile(r"\bcells?$", re.I)
+_GLIA = re.compile(r"\bglia$", re.I)
+_T_MARKER = re.compile(r"\bCD[48]\b", re.I)
+_CELL_NOUN = re.compile(r"\b(?:cells?|T|lymphocytes?|thymocytes?|[a-z]*cytes?)\b", re.I)
+_DOUBLE_CELL = re.compile(r"((?:cyte|blast|phage|phil|neuron|glia|ist|ocyte|crophage)s?)\s+cells?$", re.I)
+_CD_POSITIVE = re.compile(r"^CD\d+[A-Za-z]?\+$", re.I)
+_MARKER_SLASH = re.compile(r"(?<=[+-])\s*/\s*(?=[A-Za-z0-9]+[+-]?(?:\s|/|$))|(?<=CD\d)\s*/\s*(?=CD\d)", re.I)
+_MARKER_TOKEN = re.compile(r"^(?:CD\d+\w*|\w+[+-]|[A-Z0-9]{2,}(?:bright|dim|high|low|hi|lo))$")
+_FILLER = re.compile(r"^(?:the|a|an|probably|likely|possibly|mostly|mainly|predominantly)\s+", re.I)
+
+
+def clean(label: str) -> str:
+    """Trim quotes, trailing punctuation, filler openings and repeated spaces."""
+    text = " ".join(str(label).replace("_", " ").split()).strip(" .;:'\"`*")
+    while True:
+        new = _FILLER.sub("", text)
+        if new == text:
+            return text
+        text = new
+
+
+def is_malignant(label: str) -> bool:
+    """Whether the label names tumour cells (``"colon cancer cell"``, ``"Malignant B cells"``), not
+    tumour-associated normal cells (``"tumor-associated macrophage"``, ``"Non-malignant B cells"``)."""
+    text = str(label)
+    return bool(_MALIGNANT.search(text)) and not _NOT_MALIGNANT.search(text)
+
+
+def alternatives(label: str) -> list[str]:
+    """The parts of a label that names several types, e.g. ``"Macrophages / Microglia"`` ->
+    ``["Macrophages", "Microglia"]``; a single type comes back as one part. Parenthesised text stays
+    with its part."""
+    text = _MARKER_SLASH.sub(" ", clean(label))  # "CD4+/CD25 T Reg": one type, several markers
+    inside = _inside_parentheses(text)
+    pieces, start = [], 0
+    for m in _SPLIT.finditer(text):
+        if not inside[m.start()]:
+            pieces.append(text[start:m.start()])
+            start = m.end()
+    pieces.append(text[start:])
+    parts = [clean(p) for p in pieces]
+    parts = [p for p in parts if re.search(r"[A-Za-z]", p)]
+    return parts or [text]
+
+
+def _inside_parentheses(text: str) -> list[bool]:
+    depth, out = 0, []
+    for ch in text:
+        depth += ch == "("
+        out.append(depth > 0)
+        depth -= ch == ")" and depth > 0
+    return out
+
+
+def expand_abbreviations(text: str) -> str:
+    """Replace whole-word abbreviations (``NK``, ``pDC``, ``Treg``, ``HSC``, ``OPC``, ``ILC``,
+    ``MAIT``, ...) with the ontology's words; ``"NK cells"`` -> ``"natural killer cells"``."""
+
+    def repl(m: re.Match[str]) -> str:
+        return ABBREVIATIONS.get(m.group(1)) or _ABBREV_CI[m.group(1).lower()]
+
+    out = _ABBREV.sub(repl, text)
+    # case-insensitive second pass for words people write in any case ("Tregs", "treg", "NKT")
+    words = out.split()
+    out = " ".join(_ABBREV_CI.get(w.lower(), w) if len(w) > 2 and w.lower() in _ABBREV_CI else w for w in words)
+    # "regulatory T cell cells" after "Tregs cells"
+    return re.sub(r"\b(cell)s?\s+cells?\b", r"\1", out, flags=re.I)
+
+
+def variants(part: str) -> list[str]:
+    """Texts naming the same type as ``part`` (parentheses already removed), most faithful first,
+    without duplicates: aliases (:data:`ALIASES`), the text, abbreviations expanded, bare CD markers
+    read as positive, ``"cell"`` appended (``"T cell"`` for a bare ``CD4``/``CD8`` label) or a doubled
+    ``"cells"`` dropped, and state words (:data:`NOISE_WORDS`, lone numbers) dropped."""
+    part = clean(fold(part))
+    out: list[str] = []
+
+    def add(text: str) -> None:
+        text = clean(text)
+        for t in (_alias(text), text):  # a common name's ontology spelling first
+            if t and t not in out:
+                out.append(t)
+
+    for base in (part, expand_abbreviations(part)):
+        add(base)
+        add(_BARE_CD.sub(r"\1+", base))
+    for text in list(out):
+        add(_GLIA.sub("glial cell", text))
+        if _T_MARKER.search(text) and not _CELL_NOUN.search(text):
+            add(f"{text} T cell")
+        elif not _ENDS_CELL.search(text):
+            add(f"{text} cell")
+        elif _DOUBLE_CELL.search(text):
+            add(_DOUBLE_CELL.sub(r"\1", text))
+    for text in list(out):
+        kept = [w for w in text.split() if w.lower().strip(",") not in NOISE_WORDS]
+        if kept and len(kept) < len(text.split()):
+            add(" ".join(kept))
+    return out
+
+
+def restated_variants(part: str) -> list[str]:
+    """:func:`variants` without CD markers written with ``+`` (``"CD56+ NK"`` -> ``"NK"``): a CD
+    marker usually restates the type's defining surface marker; tried after :func:`variants`."""
+    out: list[str] = []
+    for text in variants(part):
+        kept = [w for w in text.split() if not _CD_POSITIVE.match(w)]
+        if kept and len(kept) < len(text.split()):
+            out += [t for t in variants(" ".join(kept)) if t not in out]
+    return out
+
+
+def coarse_variants(part: str) -> list[str]:
+    """Texts for a coarser type than ``part``: its :func:`variants` without marker tokens or lone
+    numbers (``"Pvalb+ GABAergic neuron"`` -> ``"GABAergic neuron"``, ``"NK CD56bright"`` -> ``"NK"``,
+    ``"CD8 Effector 2"`` -> ``"CD8 Effector"``)."""
+    out: list[str] = []
+    for text in variants(part):
+        kept = [w for w in text.split() if not _MARKER_TOKEN.match(w) and not w.isdigit()]
+        if kept and len(kept) < len(text.split()):
+            for t in variants(" ".join(kept)):
+                if t not in out:
+                    out.append(t)
+    return out
+
+
+def alias(text: str) -> str | None:
+    """The ontology spelling of a common name in :data:`ALIASES` (whole text), or ``None``."""
+    return _alias(clean(fold(text)))
+
+
+def fold(text: str) -> str:
+    """Accents removed (``"Müller"`` -> ``"Muller"``), Greek letters spelt out."""
+    text = text.replace("γδ", "gamma-delta ").replace("αβ", "alpha-beta ").replace("α", "alpha ")
+    text = text.replace("β", "beta ").replace("γ", "gamma ").replace("δ", "delta ").replace("ε", "epsilon ")
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+
+
+def _alias(text: str) -> str | None:
+    key = normalize(text)
+    for phrase, target in _ALIAS_KEYS:
+        if key == phrase:
+            return target
+    return None
