@@ -33,6 +33,7 @@ lint:
 
 benchmark: setup-python
 	$(PY) benchmarks/bench_annotate.py
+	$(PY) benchmarks/bench_pipeline.py
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache build *.egg-info python/*.egg-info
