@@ -78,6 +78,28 @@ def test_ms4a1_description(gene_index):
     assert d.loc["RP11-782C8.1", "source"] == "fallback" and "without a record" in d.loc["RP11-782C8.1", "description"]
 
 
+@pytest.mark.model
+def test_llm_describes_genes_without_a_record(gene_index, smollm_path):
+    """With llm= the seed's question goes to a real (tiny) model; answers are cached, known genes never asked."""
+    from cellscribe.llm import LlamaCppBackend
+
+    class Counting(LlamaCppBackend):
+        calls = 0
+
+        def _chat(self, messages, **kw):
+            Counting.calls += 1
+            assert "functions, distribution, and expression of human gene RP11-782C8.1" in messages[0]["content"]
+            return super()._chat(messages, **kw)
+
+    backend = Counting("smollm2-135m", n_threads=1)
+    d = embed.gene_descriptions(["MS4A1", "RP11-782C8.1"], llm=backend)
+    assert d["source"].tolist() == ["ncbi_gene", "llm"] and Counting.calls == 1
+    text = d.loc["RP11-782C8.1", "description"]
+    assert text.startswith("Official Symbol: RP11-782C8.1. ") and len(text) > len("Official Symbol: RP11-782C8.1. ")
+    again = embed.gene_descriptions(["RP11-782C8.1"], llm=backend)
+    assert Counting.calls == 1 and again.loc["RP11-782C8.1", "description"] == text
+
+
 def test_embeddings_are_stored_and_computed_once(gene_index):
     genes = ["MS4A1", "CD3E", "LYZ", "NKG7", "RP11-782C8.1"]
     counter = CountingEmbedder()
