@@ -71,7 +71,8 @@ def run_command(
             err.print(f"[yellow]Warning:[/] {w.message}", highlight=False, soft_wrap=True)
     adata = result.adata
     run_info = adata.uns["cellscribe_run"]
-    qc_line = ("QC skipped (no raw counts)" if result.qc == "none" else
+    qc_line = (f"QC skipped ({'no raw counts' if result.counts_source is None else '--qc none'})"
+               if result.qc == "none" else
                f"QC {result.qc}: {adata.uns['cellscribe_qc']['n_cells_after']:,} of "
                f"{adata.uns['cellscribe_qc']['params']['n_cells']:,} cells kept")
     typer.echo(render(result.annotations.assign(cached=False, seconds=0.0), Format.table))

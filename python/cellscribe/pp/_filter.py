@@ -73,10 +73,13 @@ def filter_cells(
     if max_pct_mt is not None:
         keep &= adata.obs["pct_counts_mt"].to_numpy() <= max_pct_mt
     if not keep.any():
+        median_genes = float(np.median(adata.obs["n_genes_by_counts"]))
         raise InputError(
             f"No cell passes QC strategy {strategy!r}"
             + (f" with at most {max_pct_mt:g}% mitochondrial counts" if max_pct_mt is not None else "")
-            + f" ({adata.n_obs} cells before). Look at the QC plot and choose another strategy or threshold."
+            + f" ({adata.n_obs} cells before; the median cell has {median_genes:.0f} genes of {adata.n_vars}). "
+            "Look at the QC plot (cellscribe.pl.qc, qc.png) and choose another strategy or threshold "
+            "(min_genes=; on the command line --qc knee or --qc none)."
         )
     result = adata[keep].copy() if copy else adata
     if not copy:
