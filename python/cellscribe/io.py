@@ -127,16 +127,16 @@ def find_counts(adata: AnnData) -> tuple[str, AnnData] | None:
     Returns
     -------
     ``(source, counts)`` with ``source`` one of ``'layers["counts"]'``, ``'layers["raw_counts"]'``,
-    ``".raw"``, ``".X"``, and ``counts`` an AnnData sharing ``obs``, ``obsm`` and ``uns`` with
-    ``adata`` (``var`` from ``.raw`` when the counts came from there); ``None`` when no raw counts
-    are found.
+    ``".raw"``, ``".X"``, and ``counts``: ``adata`` itself when the counts are in ``.X``, otherwise
+    a new AnnData with a copy of the counts as ``.X`` and ``adata``'s ``obs``, ``var`` (``.raw.var``
+    for counts from ``.raw``), ``obsm`` and ``uns``; ``None`` when no raw counts are found.
     """
     import anndata
 
     for layer in COUNTS_LAYERS:
         if layer in adata.layers and matrix_kind(adata.layers[layer]) == "counts":
-            out = adata.copy()
-            out.X = out.layers[layer]
+            out = anndata.AnnData(X=adata.layers[layer].copy(), obs=adata.obs.copy(), var=adata.var.copy(),
+                                  obsm=dict(adata.obsm), uns=dict(adata.uns))
             return f'layers["{layer}"]', out
     if adata.raw is not None and matrix_kind(adata.raw.X) == "counts":
         out = anndata.AnnData(X=adata.raw.X.copy(), obs=adata.obs.copy(), var=adata.raw.var.copy(),
