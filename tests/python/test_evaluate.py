@@ -38,6 +38,8 @@ MAPPINGS = {
     "Malignant B cells": ("CL:0001064", "malignant"),
     "Tumor-associated macrophages": ("CL:0000235", "name"),
     "Non-malignant B cells": ("CL:0000236", "name"),
+    "Cluster 3: B cells": ("CL:0000236", "name"),        # a leading cluster number is not part of the type
+    "8.1-Teff": ("CL:0000911", "name"),                  # Wu et al. 2020 style, Teff abbreviation
 }
 
 

@@ -25,9 +25,8 @@ import unicodedata
 
 from ..knowledge.ontology import normalize
 
-#: Abbreviations and short forms, matched as whole words (case-sensitive keys are upper/mixed case
-#: as people write them; matching ignores case except where noted), replaced by the words the
-#: Cell Ontology uses.
+#: Abbreviations and short forms, matched as whole words ignoring case, replaced by the words the
+#: Cell Ontology uses (``"NK cells"`` -> ``"natural killer cells"``).
 ABBREVIATIONS: dict[str, str] = {
     # lymphocytes
     "NK": "natural killer",
@@ -48,6 +47,8 @@ ABBREVIATIONS: dict[str, str] = {
     "Th22": "T-helper 22 cell",
     "Tcm": "central memory T cell",
     "Tem": "effector memory T cell",
+    "Teff": "effector T cell",
+    "Tex": "exhausted T cell",
     "Temra": "effector memory RA T cell",
     "Trm": "tissue-resident memory T cell",
     "CTL": "cytotoxic T cell",
@@ -191,7 +192,6 @@ _ABBREV = re.compile(
 _ABBREV_CI = {k.lower(): v for k, v in ABBREVIATIONS.items()}
 _ALIAS_KEYS = [(normalize(k), v) for k, v in ALIASES.items()]
 _BARE_CD = re.compile(r"\b(CD\d+[A-Za-z]?)(?![\w+\-/])(?!\s*(?:positive|negative|high|low|hi|lo|dim|bright)\b)", re.I)
-_PAREN = re.compile(r"\(([^()]*)\)")
 _SPLIT = re.compile(r"\s*(?:(?<!\d)/|/(?!\d)|\bor\b|\band\b|&|;|,(?!\s*(?:alpha-beta|gamma-delta)))\s*", re.I)
 _ENDS_CELL = re.compile(r"\bcells?$", re.I)
 _GLIA = re.compile(r"\bglia$", re.I)
@@ -202,11 +202,14 @@ _CD_POSITIVE = re.compile(r"^CD\d+[A-Za-z]?\+$", re.I)
 _MARKER_SLASH = re.compile(r"(?<=[+-])\s*/\s*(?=[A-Za-z0-9]+[+-]?(?:\s|/|$))|(?<=CD\d)\s*/\s*(?=CD\d)", re.I)
 _MARKER_TOKEN = re.compile(r"^(?:CD\d+\w*|\w+[+-]|[A-Z0-9]{2,}(?:bright|dim|high|low|hi|lo))$")
 _FILLER = re.compile(r"^(?:the|a|an|probably|likely|possibly|mostly|mainly|predominantly)\s+", re.I)
+_CLUSTER_PREFIX = re.compile(  # "Cluster 3: B cells", "8.1-Teff", "2) NK"
+    r"^(?:cluster\s*\d+\s*[-:)]?|\d+(?:\.\d+)+[a-z]?\s*[-:)]|\d+[a-z]?\s*[:)])\s*(?=[A-Za-z])", re.I)
 
 
 def clean(label: str) -> str:
-    """Trim quotes, trailing punctuation, filler openings and repeated spaces."""
-    text = " ".join(str(label).replace("_", " ").split()).strip(" .;:'\"`*")
+    """Trim quotes, trailing punctuation, a leading cluster number (``"8.1-Teff"``), filler openings
+    and repeated spaces."""
+    text = _CLUSTER_PREFIX.sub("", " ".join(str(label).replace("_", " ").split()).strip(" .;:'\"`*"))
     while True:
         new = _FILLER.sub("", text)
         if new == text:
@@ -255,9 +258,6 @@ def expand_abbreviations(text: str) -> str:
         return ABBREVIATIONS.get(m.group(1)) or _ABBREV_CI[m.group(1).lower()]
 
     out = _ABBREV.sub(repl, text)
-    # case-insensitive second pass for words people write in any case ("Tregs", "treg", "NKT")
-    words = out.split()
-    out = " ".join(_ABBREV_CI.get(w.lower(), w) if len(w) > 2 and w.lower() in _ABBREV_CI else w for w in words)
     # "regulatory T cell cells" after "Tregs cells"
     return re.sub(r"\b(cell)s?\s+cells?\b", r"\1", out, flags=re.I)
 
