@@ -1,0 +1,222 @@
+"""Entry points for the R package (called through reticulate).
+
+Everything that crosses the bridge is a JSON string or a plain ``str``: reticulate 1.28 cannot
+convert numpy 2 / pandas >= 2.3 objects back to R, and R vectors of length one arrive as scalars,
+so R sends its marker table and options as JSON and gets a JSON document back. Nothing here
+raises: a :class:`~cellscribe.errors.CellscribeError` becomes ``{"ok": false, "error": message,
+"error_class": name}``, which R shows as a plain R error (never a Python traceback); an unexpected
+exception comes back the same way with ``"internal": true`` and its traceback, which the R package
+keeps for ``cellscribe_last_error()``. Python warnings and cellscribe's log records of level
+WARNING and above come back in ``"warnings"`` / ``"messages"`` so that R can replay them as R
+warnings and messages.
+
+Every reply has ``"ok"``, ``"warnings"`` and ``"messages"``; the other keys depend on the call.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+import sys
+import traceback
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from .errors import CellscribeError, InputError
+
+__all__ = ["annotate", "status"]
+
+
+def annotate(markers_json: str, options_json: str = "{}") -> str:
+    """Annotate a marker table sent by R.
+
+    Parameters
+    ----------
+    markers_json
+        ``{"columns": {name: [values]}, "cluster_levels": [...] | null}``: the marker table by
+        column (R's ``FindAllMarkers()`` output; ``null`` for ``NA``) and, when R's ``cluster``
+        column was a factor, its levels, which then fix the cluster order.
+    options_json
+        Keyword arguments of :func:`cellscribe.annotate` as a JSON object (``tissue``,
+        ``species``, ``backend``, ``model``, ``top_n``, ``explain``, ``system_prompt``, backend
+        options, ...). ``progress`` defaults to ``False`` (a terminal progress bar does not suit
+        the R console).
+
+    Returns
+    -------
+    A JSON document: ``clusters`` (one record per cluster with ``cluster, label, broad_lineage,
+    confidence, title, bullets, explanation_markdown, supporting_markers, markers, cached,
+    seconds`` and ``error`` when ``on_error="keep"`` kept a failure), ``provenance`` and
+    ``stats`` (``df.attrs`` of :func:`cellscribe.annotate`), or the error.
+    """
+    return _reply(lambda: _annotate(markers_json, options_json))
+
+
+def status() -> str:
+    """What the R package's ``cellscribe_status()`` shows, as a JSON document.
+
+    Returns
+    -------
+    ``python`` (executable), ``python_version``, ``cellscribe_version``, ``numpy``, ``pandas``,
+    ``cache_dir``, ``backends`` (one record per backend: ``backend, available, detail``) and
+    ``models`` (:func:`cellscribe.llm.local_models.status`).
+    """
+    return _reply(_status)
+
+
+# --------------------------------------------------------------------------- the calls
+
+
+def _annotate(markers_json: str, options_json: str) -> dict[str, Any]:
+    import pandas as pd
+
+    from ._annotate import AnnotationError
+    from ._annotate import annotate as annotate_markers
+
+    payload = _loads(markers_json, "markers_json")
+    options = _loads(options_json, "options_json")
+    if not isinstance(payload, dict) or not isinstance(payload.get("columns"), dict):
+        raise InputError("markers_json must be a JSON object with a 'columns' mapping.")
+    if not isinstance(options, dict):
+        raise InputError("options_json must be a JSON object of keyword arguments.")
+    columns = payload["columns"]
+    lengths = {len(v) if isinstance(v, list) else 1 for v in columns.values()}
+    if len(lengths) > 1:
+        raise InputError("The marker table's columns have different lengths.")
+    markers = pd.DataFrame(columns)
+    levels = payload.get("cluster_levels")
+    if levels and "cluster" in markers:
+        markers["cluster"] = pd.Categorical(markers["cluster"].astype(str), categories=[str(x) for x in levels])
+    options.setdefault("progress", False)
+    try:
+        df = annotate_markers(markers, **options)
+    except TypeError as exc:  # an unknown keyword from R's `...`
+        if "unexpected keyword argument" not in str(exc):
+            raise
+        raise InputError(f"{exc}. See ?annotate_markers for the arguments cellscribe accepts.") from None
+    except AnnotationError as exc:
+        return {"ok": False, "error": str(exc), "error_class": type(exc).__name__,
+                "clusters": _records(exc.partial), "failures": exc.failures}
+    return {"clusters": _records(df), "provenance": df.attrs.get("provenance", {}),
+            "stats": df.attrs.get("stats", {})}
+
+
+def _status() -> dict[str, Any]:
+    import importlib.util
+
+    from . import __version__, settings
+    from .llm import ollama_models
+    from .llm._constants import ollama_host
+    from .llm.local_models import DEFAULT_LOCAL_MODEL
+    from .llm.local_models import status as model_status
+
+    models = model_status()
+    default_ready = any(m["name"] == DEFAULT_LOCAL_MODEL and m["ready"] for m in models)
+    llama_installed = importlib.util.find_spec("llama_cpp") is not None
+    if not llama_installed:
+        llama_detail = "llama-cpp-python is not installed"
+    elif default_ready:
+        llama_detail = f"embedded model {DEFAULT_LOCAL_MODEL} is ready"
+    else:
+        llama_detail = f"run `cellscribe models prepare {DEFAULT_LOCAL_MODEL}` (or cellscribe_install())"
+    host = ollama_host()
+    tags = ollama_models(host)
+    ollama_detail = (f"no server answers at {host}" if tags is None
+                     else f"{host}: {len(tags)} model(s)" + (f" ({', '.join(sorted(tags)[:5])})" if tags else ""))
+    openai_ready = bool(os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"))
+    openai_detail = ("OPENAI_API_KEY or OPENAI_BASE_URL is set" if openai_ready
+                     else "set OPENAI_API_KEY (or pass base_url= for a compatible server)")
+    return {
+        "python": sys.executable,
+        "python_version": platform.python_version(),
+        "cellscribe_version": __version__,
+        "numpy": _version("numpy"),
+        "pandas": _version("pandas"),
+        "cache_dir": str(settings.cache_dir),
+        "backends": [
+            {"backend": "llamacpp", "available": llama_installed and default_ready, "detail": llama_detail},
+            {"backend": "ollama", "available": tags is not None, "detail": ollama_detail},
+            {"backend": "openai", "available": openai_ready, "detail": openai_detail},
+        ],
+        "models": models,
+    }
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+def _reply(call: Callable[[], dict[str, Any]]) -> str:
+    """Run ``call`` and wrap its result, warnings, log records or error in a JSON document."""
+    with _captured() as (caught, records):
+        try:
+            result = {"ok": True, **call()}
+        except CellscribeError as exc:
+            result = {"ok": False, "error": str(exc), "error_class": type(exc).__name__}
+        except Exception as exc:  # noqa: BLE001 - everything must reach R as a message
+            result = {"ok": False, "internal": True, "error_class": type(exc).__name__,
+                      "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+    result["warnings"] = [{"class": w.category.__name__, "message": str(w.message)} for w in caught]
+    result["messages"] = [r.getMessage() for r in records]
+    return json.dumps(_plain(result), ensure_ascii=False, default=str)
+
+
+@contextmanager
+def _captured() -> Iterator[tuple[list[warnings.WarningMessage], list[logging.LogRecord]]]:
+    """Collect warnings and cellscribe's WARNING+ log records instead of printing them."""
+    records: list[logging.LogRecord] = []
+
+    class _Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("cellscribe")
+    handler = _Keep(logging.WARNING)
+    logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield caught, records
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def _records(df: Any) -> list[dict[str, Any]]:
+    return [{k: _plain(v) for k, v in rec.items()} for rec in df.to_dict("records")]
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready values: no NaN, no numpy scalars or arrays, no tuples."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "tolist") and not isinstance(value, str):  # numpy scalars and arrays
+        return _plain(value.tolist())
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if value is not None and type(value).__name__ in ("NAType", "NaTType"):
+        return None
+    return value
+
+
+def _loads(text: str, name: str) -> Any:
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name} is not valid JSON ({exc}).") from None
+
+
+def _version(dist: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
