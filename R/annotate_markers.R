@@ -1,0 +1,108 @@
+#' Label and explain clusters from their marker genes
+#'
+#' Sends the top marker genes of every cluster to a language model and returns one row per
+#' cluster: the cell type, its broad lineage, the model's confidence, and an explanation in the
+#' format of the seed workflow (a bold title and exactly three bullet points). By default the
+#' model is Qwen2.5-Coder-1.5B running inside the R session (through llama.cpp, no server), or an
+#' Ollama server when one answers with the model. Answers are cached on disk, so a rerun is
+#' instant and an interrupted run resumes.
+#'
+#' @param markers A data.frame from [Seurat::FindAllMarkers()] (columns `p_val, avg_log2FC,
+#'   pct.1, pct.2, p_val_adj, cluster, gene`), or a two-column data.frame `cluster, gene` with
+#'   genes in rank order. Positive markers are ranked by adjusted p-value, then fold change.
+#' @param tissue Tissue of origin, put in the prompt (e.g. `"PBMC"`); `NULL` for none.
+#' @param species `"human"` or `"mouse"`.
+#' @param backend `"auto"` (an Ollama server when it answers and has the model, otherwise the
+#'   embedded model), `"llamacpp"` (embedded), `"ollama"` or `"openai"` (also any
+#'   OpenAI-compatible server via `base_url =`).
+#' @param model The model for that backend: a local model name (`"qwen2.5-coder-1.5b"`, the
+#'   default for the embedded backend) or a `.gguf` path, an Ollama tag (`"gpt-oss:20b"`), an
+#'   OpenAI model name. `NULL` for the backend's default.
+#' @param top_n Marker genes per cluster sent to the model.
+#' @param system_prompt Text (or a file path) replacing the packaged system prompt.
+#' @param explain `TRUE` for a title and three bullets per cluster; `FALSE` for labels and
+#'   confidence only (about four times faster with the embedded model).
+#' @param ... Further arguments of the Python `cellscribe.annotate()`: `style` (`"json"` or
+#'   `"markdown"`), `template`, `temperature`, `seed`, `max_tokens`, `cache` (`FALSE`, or a file),
+#'   `on_error` (`"keep"` returns failed clusters with an `error` column), and backend options
+#'   such as `host`, `base_url`, `api_key_env`, `timeout`, `think`.
+#'
+#' @returns A data.frame with one row per cluster and the columns
+#'   * `cluster` (character), `label`, `broad_lineage`, `confidence` (0 to 1), `title`;
+#'   * `explanation`: Markdown, `## **title**` and three `- ` bullets (`NA` when
+#'     `explain = FALSE`);
+#'   * `supporting_markers`: list column, the sent markers that the explanation cites;
+#'   * `bullets`, `markers` (the markers sent): list columns;
+#'   * `cached` (answer served from the cache) and `seconds` (model time).
+#'
+#'   Attributes `provenance` (backend, model, model digest, prompt hash, parameters, package
+#'   version, time) and `stats` (model calls, cache hits).
+#'
+#'   Errors are R errors of class `cellscribe_error` whose message names the problem and the fix.
+#' @seealso [annotate_seurat()] to write the labels into a Seurat object,
+#'   [cellscribe_explanations()] to show the explanations, [cellscribe_status()].
+#' @export
+#' @examples
+#' if (cellscribe_available() && requireNamespace("Seurat", quietly = TRUE)) {
+#'   markers <- Seurat::FindAllMarkers(SeuratObject::pbmc_small, only.pos = TRUE)
+#'   labels <- annotate_markers(markers, tissue = "PBMC")
+#'   labels[, c("cluster", "label", "broad_lineage", "confidence")]
+#'   cellscribe_explanations(labels)
+#' }
+annotate_markers <- function(markers, tissue = NULL, species = "human", backend = "auto",
+                             model = NULL, top_n = 10, system_prompt = NULL, explain = TRUE,
+                             ...) {
+  check_markers(markers)
+  options <- c(list(tissue = tissue, species = species, backend = backend, model = model,
+                    top_n = top_n, system_prompt = system_prompt, explain = explain),
+               list(...))
+  check_scalars(options[c("tissue", "species", "backend", "model", "system_prompt")])
+  if (!is.numeric(top_n) || length(top_n) != 1 || is.na(top_n) || top_n < 1 || top_n %% 1 != 0) {
+    stop("`top_n` must be a single positive whole number, e.g. 10.", call. = FALSE)
+  }
+  options$top_n <- as.integer(top_n)
+  reply <- call_bridge("annotate", markers_to_json(markers), options_to_json(options))
+  result <- records_to_frame(reply$clusters)
+  attr(result, "provenance") <- reply$provenance
+  attr(result, "stats") <- reply$stats
+  result
+}
+
+check_markers <- function(markers) {
+  if (inherits(markers, "Seurat")) {
+    stop("`markers` is a Seurat object; use annotate_seurat() for Seurat objects, or pass ",
+         "FindAllMarkers() output to annotate_markers().", call. = FALSE)
+  }
+  if (!is.data.frame(markers)) {
+    stop(sprintf(paste0("`markers` must be a data.frame of marker genes from Seurat::FindAllMarkers() ",
+                        "(columns cluster, gene, avg_log2FC, p_val_adj, ...); got %s."),
+                 describe_class(markers)), call. = FALSE)
+  }
+  if (nrow(markers) == 0) {
+    stop("The marker table is empty (0 rows). Did FindAllMarkers() find no markers? Check the ",
+         "clustering (Idents) or relax its thresholds (logfc.threshold, min.pct).", call. = FALSE)
+  }
+  invisible(markers)
+}
+
+check_scalars <- function(args) {
+  for (name in names(args)) {
+    value <- args[[name]]
+    if (!is.null(value) && !(is.character(value) && length(value) == 1 && !is.na(value))) {
+      stop(sprintf("`%s` must be a single character string%s; got %s.", name,
+                   if (name %in% c("tissue", "model", "system_prompt")) " or NULL" else "",
+                   describe_class(value)), call. = FALSE)
+    }
+  }
+}
+
+describe_class <- function(x) {
+  if (is.null(x)) return("NULL")
+  kind <- class(x)[1]
+  if (is.atomic(x) && is.null(dim(x))) {
+    kind <- sprintf("a %s vector of length %d", kind, length(x))
+  } else {
+    kind <- sprintf("an object of class %s", paste(class(x), collapse = "/"))
+  }
+  kind
+}

@@ -1,0 +1,120 @@
+#' Annotate the clusters of a Seurat object and explain each label
+#'
+#' Finds the marker genes of each cluster (unless given), asks the language model for a label and
+#' an explanation per cluster (see [annotate_markers()]), and writes the results into the object:
+#' per-cell metadata columns and, in `object@misc`, the per-cluster explanations with the
+#' provenance record.
+#'
+#' @param object A Seurat object.
+#' @param markers Marker table of the same clusters (output of [Seurat::FindAllMarkers()]). When
+#'   `NULL`, `Seurat::FindAllMarkers(object, only.pos = TRUE)` is run on the grouping.
+#' @param group.by Column of the cell metadata holding the clusters; `NULL` for the active
+#'   identities (`Idents(object)`).
+#' @inheritParams annotate_markers
+#' @param key Prefix of the metadata columns and name of the `misc` entry written.
+#' @param ... Further arguments of [annotate_markers()] (`system_prompt`, `host`, `timeout`, ...).
+#'
+#' @returns The Seurat object with
+#'   * `object[[paste0(key, "_label")]]`: the label of each cell's cluster (factor, levels in
+#'     cluster order);
+#'   * `object[[paste0(key, "_confidence")]]`: the cluster's confidence (numeric);
+#'   * `object[[paste0(key, "_lineage")]]`: the cluster's broad lineage (factor);
+#'   * `object@misc[[key]]`: a list with `clusters` (the data.frame of [annotate_markers()]: label,
+#'     lineage, confidence, title, explanation, bullets, supporting markers, markers per cluster),
+#'     `provenance` (backend, model, model digest, prompt hash, parameters, package version, time),
+#'     `params` (group.by, tissue, species, backend, model, top_n, explain) and `stats`.
+#'
+#'   Cells of a cluster that had no marker gene get `NA`.
+#' @seealso [cellscribe_explanations()] and [render_explanations()] to show the explanations.
+#' @export
+#' @examplesIf cellscribe_available() && requireNamespace("Seurat", quietly = TRUE)
+#' pbmc <- annotate_seurat(SeuratObject::pbmc_small, tissue = "PBMC")
+#' table(pbmc$cellscribe_label, SeuratObject::Idents(pbmc))
+#' cellscribe_explanations(pbmc)
+annotate_seurat <- function(object, markers = NULL, group.by = NULL, tissue = NULL,
+                            species = "human", backend = "auto", model = NULL, top_n = 10,
+                            explain = TRUE, ..., key = "cellscribe") {
+  if (!inherits(object, "Seurat")) {
+    hint <- if (is.data.frame(object)) " For a marker table use annotate_markers()." else ""
+    stop(sprintf("`object` must be a Seurat object; got %s.%s", describe_class(object), hint),
+         call. = FALSE)
+  }
+  need_package("SeuratObject")
+  check_scalars(list(key = key))
+  groups <- cell_groups(object, group.by)
+  if (is.null(markers)) {
+    need_package("Seurat", "to find the marker genes (or pass markers =)")
+    if (nlevels(droplevels(groups)) < 2) {
+      stop("The object has a single group of cells; FindAllMarkers() needs at least two. ",
+           "Cluster first (FindNeighbors(), FindClusters()) or pass group.by =.", call. = FALSE)
+    }
+    message("Finding markers: Seurat::FindAllMarkers(only.pos = TRUE)")
+    grouped <- object
+    SeuratObject::Idents(grouped) <- groups
+    markers <- Seurat::FindAllMarkers(grouped, only.pos = TRUE, verbose = FALSE)
+  }
+  check_markers(markers)
+  if (!is.null(markers$cluster)) {
+    unknown <- setdiff(unique(as.character(markers$cluster)), levels(groups))
+    if (length(unknown)) {
+      stop(sprintf(paste0("The markers' cluster(s) %s are not groups of %s (groups: %s). Pass ",
+                          "group.by = the metadata column the markers were computed on."),
+                   paste(utils::head(unknown, 5), collapse = ", "),
+                   if (is.null(group.by)) "Idents(object)" else sprintf("'%s'", group.by),
+                   paste(utils::head(levels(groups), 10), collapse = ", ")), call. = FALSE)
+    }
+    if (!is.factor(markers$cluster)) {
+      markers$cluster <- factor(as.character(markers$cluster), levels = levels(groups))
+    }
+  }
+  result <- annotate_markers(markers, tissue = tissue, species = species, backend = backend,
+                             model = model, top_n = top_n, explain = explain, ...)
+
+  row <- match(as.character(groups), result$cluster)
+  label_levels <- unique(stats::na.omit(result$label))
+  lineage_levels <- unique(stats::na.omit(result$broad_lineage))
+  meta <- data.frame(
+    label = factor(result$label[row], levels = label_levels),
+    confidence = result$confidence[row],
+    lineage = factor(result$broad_lineage[row], levels = lineage_levels),
+    row.names = colnames(object)
+  )
+  names(meta) <- paste0(key, "_", names(meta))
+  object <- SeuratObject::AddMetaData(object, metadata = meta)
+  provenance <- attr(result, "provenance")
+  params <- list(group.by = group.by, tissue = tissue, species = species, backend = backend,
+                 model = provenance$model %||% model, top_n = top_n, explain = explain)
+  stats <- attr(result, "stats")
+  attr(result, "provenance") <- NULL
+  attr(result, "stats") <- NULL
+  object@misc[[key]] <- list(clusters = result, provenance = provenance, params = params,
+                             stats = stats)
+  object
+}
+
+# The cluster of each cell, as a factor named by cell.
+cell_groups <- function(object, group.by) {
+  if (is.null(group.by)) {
+    groups <- SeuratObject::Idents(object)
+  } else {
+    check_scalars(list(group.by = group.by))
+    meta <- object@meta.data
+    if (!group.by %in% names(meta)) {
+      stop(sprintf("The object has no metadata column '%s'; columns: %s.", group.by,
+                   paste(names(meta), collapse = ", ")), call. = FALSE)
+    }
+    groups <- meta[[group.by]]
+    names(groups) <- rownames(meta)
+  }
+  if (!is.factor(groups)) groups <- factor(groups)
+  groups
+}
+
+need_package <- function(pkg, why = "") {
+  if (!requireNamespace(pkg, quietly = TRUE)) {
+    stop(sprintf("The R package %s is needed%s; install it (Debian: r-cran-%s).", pkg,
+                 if (nzchar(why)) paste0(" ", why) else "", tolower(pkg)), call. = FALSE)
+  }
+}
+
+`%||%` <- function(x, y) if (is.null(x)) y else x

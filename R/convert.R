@@ -1,0 +1,100 @@
+# Conversion between R and the Python bridge, in one place.
+#
+# Data crosses as JSON strings (reticulate 1.28 cannot convert numpy 2 / pandas >= 2.3 objects,
+# and R vectors of length one would arrive as scalars): R sends the marker table by column and
+# the options as a JSON object; Python answers with a JSON document (see cellscribe.bridge) that
+# becomes R values here: data.frames, character vectors, lists. No Python object reaches the user.
+
+# Call a bridge function with JSON arguments; parse its reply; replay Python warnings and
+# messages; turn an error reply into an R error of class `cellscribe_error`.
+call_bridge <- function(fun, ...) {
+  py <- bridge()
+  reply <- jsonlite::fromJSON(py[[fun]](...), simplifyVector = FALSE)
+  for (m in reply$messages) message(m)
+  for (w in reply$warnings) {
+    warning(new_condition(c(paste0("cellscribe_", w$class), "cellscribe_warning", "warning"), w$message))
+  }
+  if (!isTRUE(reply$ok)) {
+    .globals$last_error <- reply
+    msg <- reply$error
+    if (isTRUE(reply$internal)) {
+      msg <- paste0("Unexpected error in the cellscribe Python package: ", msg,
+                    "\ncellscribe_last_error() shows the Python traceback; please report it.")
+    }
+    stop(new_condition(c(paste0("cellscribe_", reply$error_class), "cellscribe_error", "error"), msg,
+                   data = reply))
+  }
+  reply
+}
+
+new_condition <- function(class, message, call = NULL, ...) {
+  structure(class = c(class, "condition"), list(message = message, call = call, ...))
+}
+
+#' The last error reported by the cellscribe Python package
+#'
+#' Errors from the Python side are shown as plain R errors. This returns the full record of the
+#' last one: its message, the Python class, and for unexpected errors the Python traceback.
+#'
+#' @returns A list with `error`, `error_class` and, for unexpected errors, `traceback`; `NULL`
+#'   when there was none.
+#' @export
+#' @examples
+#' cellscribe_last_error()
+cellscribe_last_error <- function() {
+  .globals$last_error
+}
+
+# A marker data.frame as the JSON document cellscribe.bridge.annotate() reads.
+markers_to_json <- function(markers) {
+  columns <- lapply(markers, function(col) {
+    if (is.factor(col)) as.character(col) else col
+  })
+  levels <- if (is.factor(markers$cluster)) levels(markers$cluster) else NULL
+  jsonlite::toJSON(list(columns = columns, cluster_levels = levels), dataframe = "columns",
+                   na = "null", null = "null", digits = NA, auto_unbox = FALSE)
+}
+
+# Options for Python as a JSON object: NULLs are dropped (Python's defaults apply), vectors of
+# length one become scalars.
+options_to_json <- function(options) {
+  options <- options[!vapply(options, is.null, logical(1))]
+  if (length(options) && (is.null(names(options)) || any(!nzchar(names(options))))) {
+    stop("Every extra argument must be named (e.g. timeout = 60).", call. = FALSE)
+  }
+  jsonlite::toJSON(options, auto_unbox = TRUE, null = "null", na = "null", digits = NA,
+                   force = TRUE)
+}
+
+# The per-cluster records of a bridge reply as a data.frame, one row per cluster.
+records_to_frame <- function(records) {
+  chr <- function(key) {
+    vapply(records, function(r) if (is.null(r[[key]])) NA_character_ else as.character(r[[key]]),
+           character(1))
+  }
+  num <- function(key) {
+    vapply(records, function(r) if (is.null(r[[key]])) NA_real_ else as.numeric(r[[key]]),
+           numeric(1))
+  }
+  lst <- function(key) {
+    lapply(records, function(r) as.character(unlist(r[[key]])))
+  }
+  df <- data.frame(
+    cluster = chr("cluster"),
+    label = chr("label"),
+    broad_lineage = chr("broad_lineage"),
+    confidence = num("confidence"),
+    title = chr("title"),
+    explanation = chr("explanation_markdown"),
+    stringsAsFactors = FALSE
+  )
+  df$supporting_markers <- lst("supporting_markers")
+  df$bullets <- lst("bullets")
+  df$markers <- lst("markers")
+  df$cached <- vapply(records, function(r) isTRUE(r$cached), logical(1))
+  df$seconds <- num("seconds")
+  if (any(vapply(records, function(r) !is.null(r$error), logical(1)))) {
+    df$error <- chr("error")
+  }
+  df
+}

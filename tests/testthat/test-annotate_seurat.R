@@ -1,0 +1,54 @@
+# annotate_seurat() on pbmc_small with the real embedded model.
+
+test_that("annotate_seurat writes labels, confidence and lineage per cell and explanations to misc", {
+  needs_seurat()
+  pbmc <- SeuratObject::pbmc_small
+  expect_message(out <- annotate_seurat(pbmc, tissue = tissue, backend = "llamacpp"),
+                 "FindAllMarkers")
+  expect_s4_class(out, "Seurat")
+  meta <- out@meta.data
+  for (col in c("cellscribe_label", "cellscribe_confidence", "cellscribe_lineage")) {
+    expect_true(col %in% names(meta))
+    expect_length(meta[[col]], ncol(pbmc))
+  }
+  expect_false(anyNA(meta$cellscribe_label))
+  entry <- out@misc$cellscribe
+  clusters <- entry$clusters
+  expect_identical(clusters$cluster, levels(SeuratObject::Idents(pbmc)))
+  # Consistent with the idents: each cell carries its own cluster's answer.
+  row <- match(as.character(SeuratObject::Idents(out)), clusters$cluster)
+  expect_identical(as.character(meta$cellscribe_label), clusters$label[row])
+  expect_identical(meta$cellscribe_confidence, clusters$confidence[row])
+  expect_identical(as.character(meta$cellscribe_lineage), clusters$broad_lineage[row])
+  expect_identical(rownames(meta), colnames(pbmc))
+  # Per-cluster explanations and the provenance record.
+  expect_identical(lengths(clusters$bullets), rep(3L, nrow(clusters)))
+  expect_true(all(startsWith(clusters$explanation, "## **")))
+  expect_identical(entry$provenance$backend, "llamacpp")
+  expect_identical(entry$provenance$model, "qwen2.5-coder-1.5b")
+  expect_match(entry$provenance$digest, "^[0-9a-f]{64}$")
+  expect_match(entry$provenance$cellscribe_version, "^[0-9]+\\.[0-9]+")
+  expect_identical(entry$params$tissue, tissue)
+  # The answers are those of annotate_markers() on the same markers (served from the cache).
+  direct <- annotate_markers(pbmc_markers(), tissue = tissue, backend = "llamacpp")
+  expect_identical(clusters$label, direct$label)
+  # Nothing else in the object changed.
+  expect_identical(meta[, names(pbmc@meta.data)], pbmc@meta.data)
+})
+
+test_that("annotate_seurat takes group.by, given markers and another key", {
+  needs_seurat()
+  pbmc <- SeuratObject::pbmc_small
+  out <- annotate_seurat(pbmc, group.by = "letter.idents", tissue = tissue, backend = "llamacpp",
+                         explain = FALSE, key = "cs")
+  expect_identical(out@misc$cs$clusters$cluster, c("A", "B"))
+  row <- match(as.character(pbmc$letter.idents), out@misc$cs$clusters$cluster)
+  expect_identical(as.character(out$cs_label), out@misc$cs$clusters$label[row])
+  expect_identical(out@misc$cs$params$group.by, "letter.idents")
+  expect_identical(SeuratObject::Idents(out), SeuratObject::Idents(pbmc))
+  expect_null(out@misc$cellscribe)
+
+  given <- annotate_seurat(pbmc, markers = pbmc_markers(), tissue = tissue, backend = "llamacpp")
+  expect_true(all(given@misc$cellscribe$clusters$cached))
+  expect_length(given$cellscribe_label, ncol(pbmc))
+})
