@@ -19,7 +19,8 @@
    ``CD4``/``CD8``) must be identical, so ``"memory T cell"`` never becomes ``"memory B cell"``.
 4. **partial**: the label names a subtype the ontology lacks; the most specific term left when
    marker tokens (``"Pvalb+ GABAergic neuron"`` -> ``GABAergic neuron``) or other words are left
-   out. Words that change the kind of cell (progenitor, precursor, stem) are kept.
+   out, keeping the head noun where possible (``"Mucus-secreting goblet cells"`` -> ``goblet
+   cell``) and always the words that change the kind of cell (progenitor, precursor, stem).
 
 Otherwise the label is ``unmapped``. Steps 1-3 give terms that stand for the whole label
 (:data:`PRECISE`); a partial match gives a coarser term, good for the broad type only.
@@ -362,10 +363,14 @@ def _compatible(query: str, key: str) -> bool:
 
 
 def _same_word(a: str, b: str) -> bool:
-    """``artery``/``arterial``, ``haematopoietic``/``hematopoietic``, ``tubular``/``tubule``."""
+    """``artery``/``arterial``, ``tubular``/``tubule`` (a shared stem: all but the last two letters of
+    the shorter word, at least five), ``haematopoietic``/``hematopoietic`` (near-identical spelling);
+    not ``spermatogenic``/``spermatogonium``."""
     if a == b:
         return True
-    if min(len(a), len(b)) >= 5 and a[:5] == b[:5]:
+    from os.path import commonprefix
+
+    if len(commonprefix([a, b])) >= max(5, min(len(a), len(b)) - 2):
         return True
     from rapidfuzz import fuzz
 
@@ -373,31 +378,44 @@ def _same_word(a: str, b: str) -> bool:
 
 
 def _partial(text: str) -> _Hit | None:
-    """The most specific term left once marker tokens, then other words, are left out: as many
-    words kept as possible, ties broken by ontology depth (``"Basal epithelial cells"`` ->
-    ``basal cell``)."""
-    cl = _ontology.get()
+    """The most specific term left once marker tokens, then other words, are left out: first with
+    the head noun (the last meaningful word) kept, as many words kept as possible, ties broken by
+    ontology depth (``"Mucus-secreting goblet cells"`` -> ``goblet cell``); then without it."""
     for variant in coarse_variants(text):
         found = _lookup(variant)
         if found is not None and found[0] != ROOT:
             return found[0], "partial", 100.0 * len(variant.split()) / max(1, len(text.split())), found[2]
-    for variant in variants(text):
-        words = normalize(variant).split()[-8:]
-        keep_always = [i for i, w in enumerate(words) if w in CLASS_WORDS]
-        for keep in range(len(words) - 1, 0, -1):
-            found = []
-            for idx in combinations(range(len(words)), keep):
-                if any(i not in idx for i in keep_always):
-                    continue
-                sub = [words[i] for i in idx]
-                if set(sub) <= _WEAK:
-                    continue
-                hit = _lookup(" ".join(sub))
-                if hit is not None and hit[0] != ROOT:
-                    found.append(hit)
-            if found:
-                best = max(found, key=lambda h: cl.depth(h[0]))
-                return best[0], "partial", round(100.0 * keep / len(words), 1), best[2]
+    for keep_head in (True, False):
+        for variant in variants(text):
+            words = normalize(variant).split()[-8:]
+            required = {i for i, w in enumerate(words) if w in CLASS_WORDS}
+            heads = [i for i, w in enumerate(words) if w not in _WEAK]
+            if keep_head and heads:
+                required.add(heads[-1])
+            hit = _best_subset(words, required)
+            if hit is not None:
+                cl_id, matched, keep = hit
+                return cl_id, "partial", round(100.0 * keep / len(words), 1), matched
+    return None
+
+
+def _best_subset(words: list[str], required: set[int]) -> tuple[str, str, int] | None:
+    """The deepest term named by the largest subset of ``words`` that keeps ``required``."""
+    cl = _ontology.get()
+    for keep in range(len(words) - 1, 0, -1):
+        found = []
+        for idx in combinations(range(len(words)), keep):
+            if not required <= set(idx):
+                continue
+            sub = [words[i] for i in idx]
+            if set(sub) <= _WEAK:
+                continue
+            hit = _lookup(" ".join(sub))
+            if hit is not None and hit[0] != ROOT:
+                found.append(hit)
+        if found:
+            best = max(found, key=lambda h: cl.depth(h[0]))
+            return best[0], best[2], keep
     return None
 
 

@@ -145,6 +145,7 @@ ALIASES: dict[str, str] = {
     "gamma cell": "pancreatic PP cell",
     "pp cell": "pancreatic PP cell",
     "epsilon cell": "pancreatic epsilon cell",
+    "pancreatic polypeptide cell": "pancreatic PP cell",
     "satellite cell": "skeletal muscle satellite cell",
     "proximal tubule cell": "epithelial cell of proximal tubule",
     "proximal tubular cell": "epithelial cell of proximal tubule",
