@@ -92,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=int(os.environ.get("CELLSCRIBE_THREADS", "1")),
                     help="torch threads (1 is fastest on a shared, busy 2-core machine)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rank-by", default="expression", choices=["expression", "median"])
+    ap.add_argument("--cache", default=None,
+                    help="cache folder to use instead of a fresh one (stored vectors are reused; genes/s then "
+                         "counts only new genes)")
     ap.add_argument("--plots", action="store_true")
     ap.add_argument("--out", default="benchmarks/results/embed")
     args = ap.parse_args(argv)
@@ -116,9 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     # A fresh vector store, so every embedding is computed and timed; models and the gene index are shared.
     user_cache = Path(cellscribe.settings.cache_dir)
     gene_kb.lookup("CD3E")  # build or open the gene index in the user cache first
-    fresh = Path(tempfile.mkdtemp(prefix="bench-embed-"))
-    (fresh / "models").symlink_to(user_cache / "models", target_is_directory=True)
-    (fresh / "knowledge").symlink_to(user_cache / "knowledge", target_is_directory=True)
+    fresh = Path(args.cache) if args.cache else Path(tempfile.mkdtemp(prefix="bench-embed-"))
+    for sub in ("models", "knowledge"):
+        if not (fresh / sub).exists():
+            (fresh / sub).symlink_to(user_cache / sub, target_is_directory=True)
+    print(f"vector store: {fresh / 'embeddings.sqlite'}")
     cellscribe.settings.cache_dir = fresh
 
     all_scores, lines = [], []
@@ -150,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         scores, preds = embed.cross_validate(
             X, genes, y, ge, methods=methods, n_splits=args.folds, seed=args.seed, on_fold=keep,
             genept={"config": cfg_g},
-            screader={"config": cfg_s, "lm": args.lm, "lm_layers": lm_layers, "k": args.k, "pe_dim": args.pe_dim},
+            screader={"config": cfg_s, "lm": args.lm, "lm_layers": lm_layers, "k": args.k, "pe_dim": args.pe_dim,
+                      "rank_by": args.rank_by},
         )
         scores.insert(0, "dataset", name)
         preds.insert(0, "dataset", name)
@@ -166,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     table = _table(scores)
     settings = (f"CPU, torch threads {args.threads}; folds {args.folds} (stratified, seed {args.seed}); "
                 f"SCREADER: {args.lm}, {'all' if lm_layers is None else lm_layers} layers, k={args.k}, "
-                f"pe_dim={args.pe_dim}, {args.screader_epochs} epochs, lr {args.lr}, batch {args.batch_size}, "
+                f"pe_dim={args.pe_dim}, ranked by {args.rank_by}, {args.screader_epochs} epochs, lr {args.lr}, "
+                f"batch {args.batch_size}, "
                 f"warm-up 10% of steps; GenePT: MLP 512-256, {args.genept_epochs} epochs, lr {args.genept_lr}; "
                 f"logistic regression: C=1 on log-normalised expression; embedder {args.embedder}")
     report = "\n".join([

@@ -144,6 +144,10 @@ def test_cell_representations():
     r = embed.rank_genes(X, 3)
     assert r.index.tolist() == [[1, 3, 2], [2, 0, 0]] and r.mask.tolist() == [[True] * 3, [True, False, False]]
     assert r.value[0].tolist() == [3.0, 2.0, 1.0] and r.value[1, 1:].tolist() == [0, 0]
+    medians = embed.gene_medians(X)
+    assert medians.tolist() == [1.0, 3.0, 0.75, 2.0]
+    by_median = embed.rank_genes(X, 2, scale=medians)  # 3/3, 1/0.75, 2/2: the rarely high gene first
+    assert by_median.index[0].tolist() == [2, 1] and by_median.value[0].tolist() == [1.0, 3.0]
     pe = embed.positional_encoding(3, 8)
     assert pe.shape == (3, 8) and not np.allclose(pe[0], pe[1])
     E = np.eye(4, dtype=np.float32)

@@ -18,7 +18,7 @@ On AnnData, use :func:`cellscribe.tl.genept` and :func:`cellscribe.tl.screader` 
 ``adata.obs``) and :func:`cellscribe.pl.embedding_umaps` / :func:`cellscribe.pl.confusion_matrix`.
 """
 
-from ._cells import RankedCells, expression, positional_encoding, rank_genes, weighted_mean
+from ._cells import RankedCells, expression, gene_medians, positional_encoding, rank_genes, weighted_mean
 from ._classifier import CellClassifier, Prediction, embeddings_for, train_genept, train_screader
 from ._descriptions import describe, gene_descriptions
 from ._embedders import (
@@ -38,6 +38,6 @@ __all__ = [
     "INSTRUCTION", "CellClassifier", "GeneEmbeddings", "LogisticReference", "OllamaEmbedder", "OpenAIEmbedder",
     "Prediction", "RankedCells", "SentenceTransformerEmbedder", "TextEmbedder", "TrainConfig", "confusion",
     "cross_validate", "describe", "embeddings_for", "expression", "gene_descriptions", "gene_embeddings",
-    "get_embedder", "load_lm", "metrics", "positional_encoding", "prepare_mpnet", "rank_genes", "summarize",
-    "train_genept", "train_screader", "weighted_mean",
+    "gene_medians", "get_embedder", "load_lm", "metrics", "positional_encoding", "prepare_mpnet", "rank_genes",
+    "summarize", "train_genept", "train_screader", "weighted_mean",
 ]

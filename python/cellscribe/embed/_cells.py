@@ -1,6 +1,7 @@
 """Cell representations from gene embeddings.
 
-* Ranked genes (SCREADER, as in the seed): for each cell, genes sorted by expression, the top
+* Ranked genes (SCREADER, as in the seed): for each cell, genes sorted by expression
+  (optionally over each gene's median non-zero expression, Geneformer's normalisation), the top
   ``k`` kept (2048 in the paper; fewer on a CPU). Gene ``i`` of a cell becomes
   ``p_i = (e_gene * expression) ⊕ PE(i)``: its embedding scaled by its expression, concatenated
   with a sinusoidal encoding of its rank. Cells with fewer than ``k`` expressed genes are padded
@@ -99,8 +100,26 @@ def check_cells(X: sparse.csr_matrix, obs_names: list[str] | None = None) -> Non
                          "(sc.pp.filter_cells(adata, min_genes=1)).")
 
 
-def rank_genes(X: sparse.csr_matrix, k: int) -> RankedCells:
-    """Top-``k`` expressed genes of each cell, highest first (ties by gene order)."""
+def gene_medians(X: sparse.csr_matrix) -> np.ndarray:
+    """Median of each gene's non-zero expression over the cells of ``X`` (1 for genes never expressed)."""
+    csc = sparse.csc_matrix(X)
+    out = np.ones(csc.shape[1], dtype=np.float32)
+    for j in range(csc.shape[1]):
+        vals = csc.data[csc.indptr[j]:csc.indptr[j + 1]]
+        vals = vals[vals > 0]
+        if len(vals):
+            out[j] = np.median(vals)
+    return out
+
+
+def rank_genes(X: sparse.csr_matrix, k: int, scale: np.ndarray | None = None) -> RankedCells:
+    """Top-``k`` expressed genes of each cell, highest first (ties by gene order).
+
+    With ``scale`` (one positive number per gene, e.g. :func:`gene_medians` of the training
+    cells), genes are ranked by ``expression / scale`` (Geneformer's normalisation): genes high
+    everywhere (ribosomal, ``MALAT1``) make way for genes unusually high in this cell, but rarely
+    expressed genes are favoured too. ``value`` is still the expression.
+    """
     if k < 1:
         raise InputError(f"k (genes per cell) must be at least 1; got {k}.")
     check_cells(X)
@@ -113,7 +132,7 @@ def rank_genes(X: sparse.csr_matrix, k: int) -> RankedCells:
         cols, vals = X.indices[lo:hi], X.data[lo:hi]
         keep = vals > 0
         cols, vals = cols[keep], vals[keep]
-        order = np.lexsort((cols, -vals))[:k]
+        order = np.lexsort((cols, -(vals if scale is None else vals / scale[cols])))[:k]
         m = len(order)
         index[i, :m], value[i, :m], mask[i, :m] = cols[order], vals[order], True
     return RankedCells(index, value, mask)

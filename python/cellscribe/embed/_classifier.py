@@ -113,7 +113,8 @@ class CellClassifier:
         if self.method == "genept":
             gm = self.module.gene_matrix.cpu().numpy()
             return [torch.as_tensor(_cells.weighted_mean(X, gm))]
-        r = _cells.rank_genes(X, self.params["k"])
+        scale = self.module.gene_scale.cpu().numpy() if self.params.get("rank_by") == "median" else None
+        r = _cells.rank_genes(X, self.params["k"], scale)
         return [torch.as_tensor(r.index), torch.as_tensor(r.value), torch.as_tensor(r.mask)]
 
     def predict_matrix(self, X: sparse.csr_matrix, genes: list[str], batch_size: int = 64) -> Prediction:
@@ -196,22 +197,32 @@ def train_genept(X: sparse.csr_matrix, genes: list[str], y: np.ndarray, gene_emb
 
 def train_screader(X: sparse.csr_matrix, genes: list[str], y: np.ndarray, gene_emb: GeneEmbeddings, *,
                    config: TrainConfig | None = None, lm: str = "smollm2-135m", lm_layers: int | None = None,
-                   k: int = 64, pe_dim: int = 64, proj_hidden: tuple[int, ...] = (512,),
+                   k: int = 64, pe_dim: int = 64, rank_by: str = "expression", proj_hidden: tuple[int, ...] = (512,),
                    head_hidden: tuple[int, ...] = (256,), instruction: str = INSTRUCTION,
                    dropout: float = 0.1) -> CellClassifier:
-    """Train SCREADER on cells ``X`` (log-normalised, columns ``genes``) with labels ``y``."""
+    """Train SCREADER on cells ``X`` (log-normalised, columns ``genes``) with labels ``y``.
+
+    ``rank_by="expression"`` (default) ranks each cell's genes by expression, as the seed's step 1;
+    ``"median"`` by expression over the gene's median non-zero expression in the training cells
+    (Geneformer's normalisation; it favours rarely expressed genes).
+    """
+    if rank_by not in ("median", "expression"):
+        raise InputError(f"rank_by must be 'median' or 'expression'; got {rank_by!r}.")
     config = config or TrainConfig()
     classes, target = _targets(y)
     gm = _gene_matrix(gene_emb, genes)
     device = resolve_device(config.device)
     lm_model, tokenizer, lm_identity = load_lm(lm, lm_layers)
     torch.manual_seed(config.seed)
+    scale = _cells.gene_medians(X) if rank_by == "median" else None
     module = ScreaderModel(lm_model, tokenizer, gm, len(classes), k=k, pe_dim=pe_dim, proj_hidden=tuple(proj_hidden),
-                           head_hidden=tuple(head_hidden), instruction=instruction, dropout=dropout)
+                           head_hidden=tuple(head_hidden), instruction=instruction, dropout=dropout,
+                           gene_scale=scale)
     module.lm_to(device)
     module.to(device)
-    params = {"k": k, "pe_dim": pe_dim, "proj_hidden": list(proj_hidden), "head_hidden": list(head_hidden),
-              "lm": lm, "lm_layers": lm_layers, "instruction": instruction, "dropout": dropout}
+    params = {"k": k, "pe_dim": pe_dim, "rank_by": rank_by, "proj_hidden": list(proj_hidden),
+              "head_hidden": list(head_hidden), "lm": lm, "lm_layers": lm_layers, "instruction": instruction,
+              "dropout": dropout}
     clf = CellClassifier("screader", classes, list(genes), params, config.to_dict(), module, device=device)
     clf.history = fit(module, clf.inputs(X, genes), target, config, device, label="SCREADER")
     clf.provenance = {**_provenance(gene_emb, len(y)), "lm": lm_identity}

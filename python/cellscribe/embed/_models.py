@@ -134,17 +134,22 @@ class ScreaderModel(nn.Module):
         Hidden sizes of the projection MLP and the head.
     instruction
         The task instruction placed before the cell.
+    gene_scale
+        Per-gene divisor used when ranking a cell's genes (:func:`cellscribe.embed.rank_genes`); kept
+        with the model so new cells are ranked as the training cells were.
     """
 
     def __init__(self, lm: nn.Module, tokenizer: Any, gene_matrix: np.ndarray, n_classes: int, *, k: int,
                  pe_dim: int = 64, proj_hidden: tuple[int, ...] = (512,), head_hidden: tuple[int, ...] = (256,),
-                 instruction: str = INSTRUCTION, dropout: float = 0.1) -> None:
+                 instruction: str = INSTRUCTION, dropout: float = 0.1, gene_scale: np.ndarray | None = None) -> None:
         super().__init__()
         from ._cells import positional_encoding
 
         object.__setattr__(self, "lm", lm)
         hidden = lm.config.hidden_size
         self.register_buffer("gene_matrix", torch.as_tensor(gene_matrix, dtype=torch.float32))
+        scale = np.ones(gene_matrix.shape[0], dtype=np.float32) if gene_scale is None else gene_scale
+        self.register_buffer("gene_scale", torch.as_tensor(scale, dtype=torch.float32))
         self.register_buffer("pe", torch.as_tensor(positional_encoding(k, pe_dim)))
         ids = tokenizer(instruction, add_special_tokens=False, return_tensors="pt")["input_ids"]
         with torch.no_grad():
