@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"vector store: {fresh / 'embeddings.sqlite'}")
     cellscribe.settings.cache_dir = fresh
 
-    all_scores, lines = [], []
+    all_scores, lines, plots = [], [], []
     if "screader" in methods:  # loaded once and shared by every fold; its load time is not training time
         _, _, ident = embed.load_lm(args.lm, lm_layers)
         lines.append(f"frozen LM {args.lm}: {ident['layers_used']}/{ident['layers_total']} layers, hidden "
@@ -163,13 +163,15 @@ def main(argv: list[str] | None = None) -> int:
         preds.insert(0, "dataset", name)
         all_scores.append(scores)
         preds.to_csv(out / f"predictions_{name}.csv", index=False)
-        if args.plots:
-            _plots(adata, X, genes, y, ge, kept, name, out)
+        if args.plots:  # drawn after every dataset's folds: UMAP's numba threads would slow the training
+            plots.append((adata, X, genes, y, ge, kept, name, out))
 
     scores = pd.concat(all_scores, ignore_index=True)
     scores.to_csv(out / "scores.csv", index=False)
     load_after = os.getloadavg()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    for job in plots:
+        _plots(*job)
     table = _table(scores)
     settings = (f"CPU, torch threads {args.threads}; folds {args.folds} (stratified, seed {args.seed}); "
                 f"SCREADER: {args.lm}, {'all' if lm_layers is None else lm_layers} layers, k={args.k}, "
