@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# Runs every test suite and ends with pytest's own summary line.
+# Runs every test suite (R first, then pytest) and ends with pytest's own summary line; exits
+# non-zero when any part failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
-"$VENV/bin/python" -m pytest -p no:cacheprovider
+status=0
+# The R package: install, testthat ("N passed, N failed"), R CMD build with the vignette, R CMD check.
+VENV=$VENV scripts/run_r_tests.sh || status=1
+"$VENV/bin/python" -m pytest -p no:cacheprovider || status=1
+exit $status
