@@ -63,13 +63,12 @@ def classify(
     adata.obs[f"{key_added}_label"] = pd.Categorical(pred.labels, categories=model.classes)
     adata.obs[f"{key_added}_confidence"] = pred.confidence.astype(np.float32)
     adata.obsm[f"X_{key_added}"] = pred.embedding.astype(np.float32)
-    adata.uns[key_added] = {
-        "params": {"method": method, "labels_key": labels_key, **_jsonable(model.params),
-                   "train_config": _jsonable(model.train_config)},
+    adata.uns[key_added] = _jsonable({
+        "params": {"method": method, "labels_key": labels_key, **model.params, "train_config": model.train_config},
         "classes": list(model.classes),
         "history": pd.DataFrame(model.history).to_dict(orient="list") if model.history else {},
-        "provenance": _jsonable(model.provenance),
-    }
+        "provenance": model.provenance,
+    })
     if save_to is not None:
         model.save(save_to)
         adata.uns[key_added]["params"]["saved_to"] = str(save_to)
