@@ -34,6 +34,7 @@ from ._errors import (
 from ._llamacpp import LlamaCppBackend
 from ._ollama import OllamaBackend
 from ._openai import OpenAIBackend
+from ._transformers import TransformersBackend
 from .local_models import DEFAULT_LOCAL_MODEL, REGISTRY
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ BACKENDS: dict[str, type[Backend]] = {
     LlamaCppBackend.name: LlamaCppBackend,
     OllamaBackend.name: OllamaBackend,
     OpenAIBackend.name: OpenAIBackend,
+    TransformersBackend.name: TransformersBackend,
 }
 BACKEND_NAMES: tuple[str, ...] = ("auto", *BACKENDS)
 
@@ -49,7 +51,7 @@ __all__ = [
     "APIStatusError", "APITimeoutError", "AuthenticationError", "Backend", "BackendUnavailableError",
     "BACKENDS", "BACKEND_NAMES", "ChatResponse", "LLMError", "LlamaCppBackend", "Message", "ModelIdentity",
     "ModelNotFoundError", "OllamaBackend", "OpenAIBackend", "OutputFormatError", "RateLimitError",
-    "ServerError", "Usage", "get_backend", "ollama_models",
+    "ServerError", "TransformersBackend", "Usage", "get_backend", "ollama_models",
 ]
 
 
@@ -59,8 +61,8 @@ def get_backend(name: str | Backend = "auto", *, model: str | None = None, **opt
     Parameters
     ----------
     name
-        ``"auto"``, ``"llamacpp"``, ``"ollama"`` or ``"openai"`` (a :class:`Backend` instance is
-        returned as is).
+        ``"auto"``, ``"llamacpp"``, ``"ollama"``, ``"openai"`` or ``"transformers"`` (a :class:`Backend`
+        instance is returned as is).
     model
         Model for that backend (registry name or GGUF path for ``llamacpp``, a tag for
         ``ollama``, a model name for ``openai``); each backend has a default.

@@ -21,6 +21,9 @@ Message = dict[str, str]
 #: Schema keyword (a cellscribe extension) that ends a string value after that many sentences
 #: while decoding; backends that cannot use it receive the schema without it.
 MAX_SENTENCES_KEY = "x-max-sentences"
+#: Schema keyword (a cellscribe extension): ``true`` cuts a string value at its ``maxLength`` and
+#: goes on with the next field, instead of ending the answer with finish reason ``"length"``.
+TRUNCATE_KEY = "x-truncate"
 
 
 def strip_extensions(schema: Any) -> Any:

@@ -7,8 +7,8 @@ one), at the cost of re-evaluating at most ``CHUNK - 1`` cached tokens.
 
 Structured answers use one of two strategies:
 
-* :func:`fill_json` for flat schemas (strings, numbers, fixed-length string arrays, all
-  required; cellscribe's own answers). cellscribe writes the JSON syntax itself, feeding each
+* :func:`fill_json` for flat schemas (strings, string enums, numbers, fixed-length string
+  arrays, all required; cellscribe's own answers). cellscribe writes the JSON syntax itself, feeding each
   literal run (``", "title": "``) to the model as one batch, and the model generates only the
   values. A decoding step costs ~35 ms on two cores while a batch of a few literal tokens costs
   about as much as one, so the ~35 syntax tokens of an answer cost ~5 steps instead of ~35.
@@ -35,7 +35,7 @@ from ._errors import APITimeoutError
 # --------------------------------------------------------------------------- schema plans
 
 
-from ._base import MAX_SENTENCES_KEY
+from ._base import MAX_SENTENCES_KEY, TRUNCATE_KEY
 
 #: Prompt evaluation chunk (tokens), aligned to absolute positions.
 CHUNK = 32
@@ -44,19 +44,12 @@ CHUNK = 32
 @dataclass(frozen=True)
 class _Field:
     name: str
-    kind: str  # "string", "number" or "strings"
+    kind: str  # "string", "number", "strings" or "choice" (a string enum)
     max_chars: int = 400
     n_items: int = 1
     max_sentences: int | None = None
-
-
-@dataclass(frozen=True)
-class _Field:
-    name: str
-    kind: str  # "string", "number" or "strings"
-    max_chars: int = 400
-    n_items: int = 1
-    max_sentences: int | None = None
+    choices: tuple[str, ...] = ()
+    truncate: bool = False
 
 
 def strip_extensions(schema: Any) -> Any:
@@ -75,13 +68,17 @@ def plan(schema: dict[str, Any]) -> list[_Field] | None:
         return None
     if set(schema.get("required", [])) != set(props):
         return None
-    string_keys = {"type", "maxLength", "minLength", MAX_SENTENCES_KEY}
+    string_keys = {"type", "maxLength", "minLength", MAX_SENTENCES_KEY, TRUNCATE_KEY}
     fields = []
     for name, prop in props.items():
         kind = prop.get("type")
-        if kind == "string" and not set(prop) - string_keys:
+        if kind == "string" and "enum" in prop and not set(prop) - {"type", "enum"}:
+            if not prop["enum"] or not all(isinstance(c, str) and c for c in prop["enum"]):
+                return None
+            fields.append(_Field(name, "choice", choices=tuple(prop["enum"])))
+        elif kind == "string" and not set(prop) - string_keys:
             fields.append(_Field(name, "string", int(prop.get("maxLength", 400)),
-                                 max_sentences=prop.get(MAX_SENTENCES_KEY)))
+                                 max_sentences=prop.get(MAX_SENTENCES_KEY), truncate=bool(prop.get(TRUNCATE_KEY))))
         elif kind in ("number", "integer") and not set(prop) - {"type", "minimum", "maximum"}:
             fields.append(_Field(name, "number"))
         elif kind == "array" and not set(prop) - {"type", "items", "minItems", "maxItems"}:
@@ -89,7 +86,7 @@ def plan(schema: dict[str, Any]) -> list[_Field] | None:
             if items.get("type") != "string" or set(items) - string_keys or n is None or n != prop.get("maxItems"):
                 return None
             fields.append(_Field(name, "strings", int(items.get("maxLength", 400)), int(n),
-                                 max_sentences=items.get(MAX_SENTENCES_KEY)))
+                                 max_sentences=items.get(MAX_SENTENCES_KEY), truncate=bool(items.get(TRUNCATE_KEY))))
         else:
             return None
     return fields
@@ -225,8 +222,11 @@ class _Filler:
         self.chunks.append(self.pending)
         self.pending = b""
 
-    def value(self, end: Callable[[bytes, int], int], max_chars: int) -> bytes:
-        """Generate one value; the token that ends it is not fed, only its part before the end."""
+    def value(self, end: Callable[[bytes, int], int], max_chars: int, truncate: bool = False) -> bytes:
+        """Generate one value; the token that ends it is not fed, only its part before the end.
+
+        At ``max_chars`` the answer ends (finish reason ``"length"``), or with ``truncate`` only
+        the value does."""
         self._flush()
         buf = b""
         while True:
@@ -243,11 +243,49 @@ class _Filler:
             self.decoder.feed([token])
             buf += piece
             self.generated += 1
-            if self.generated >= self.max_tokens or len(buf.decode("utf-8", "ignore")) >= max_chars:
+            if self.generated >= self.max_tokens:
                 self.finish = "length"
+                break
+            if len(buf.decode("utf-8", "ignore")) >= max_chars:
+                if not truncate:
+                    self.finish = "length"
                 break
         self.chunks.append(buf)
         return buf + self.pending
+
+    def choose(self, choices: tuple[str, ...]) -> str:
+        """Pick one of ``choices`` greedily, token by token, among the tokens that continue one.
+
+        Each choice is tokenized once; at every step only the next tokens of the choices still
+        alive compete (and the closing quote, where a choice is complete); once one choice is
+        left, its remaining tokens are fed in one batch.
+        """
+        self._flush()
+        options = [(c, self.decoder.tokenize(c.encode("utf-8"))) for c in dict.fromkeys(choices)]
+        closers = {self.decoder.tokenize(q)[0] for q in (b'"', b'",', b'"}')}
+        step = 0
+        while True:
+            if len(options) == 1:
+                choice, tokens = options[0]
+                self.decoder.feed(tokens[step:])
+                self.generated += len(tokens) - step
+                break
+            if time.monotonic() > self.deadline:
+                raise APITimeoutError("generation did not finish within the timeout")
+            logits = self.decoder.logits()
+            done = [c for c, t in options if len(t) == step]
+            nexts = {t[step] for _, t in options if len(t) > step}
+            best = max(nexts, key=lambda tok: logits[tok]) if nexts else None
+            if done and (best is None or max(logits[q] for q in closers) >= logits[best]):
+                choice = done[0]
+                break
+            options = [(c, t) for c, t in options if len(t) > step and t[step] == best]
+            if len(options) > 1:  # with one left, the next round feeds it whole
+                self.decoder.feed([best])
+                self.generated += 1
+                step += 1
+        self.chunks.append(choice.encode("utf-8"))
+        return choice
 
     def text(self) -> str:
         return b"".join([*self.chunks, self.pending]).decode("utf-8", "replace")
@@ -276,14 +314,18 @@ def fill_json(
                 float(raw.strip())
             except ValueError:  # emit null: validation reports it and the question is asked again
                 f.chunks[-1], f.pending = b"null", b""
+        elif field.kind == "choice":
+            f.write('"')
+            f.choose(field.choices)
+            f.write('"')
         elif field.kind == "string":
             f.write('"')
-            f.value(_string_end(field.max_sentences), field.max_chars)
+            f.value(_string_end(field.max_sentences), field.max_chars, field.truncate)
             f.write('"')
         else:
             for j in range(field.n_items):
                 f.write('["' if j == 0 else '", "')
-                f.value(_string_end(field.max_sentences), field.max_chars)
+                f.value(_string_end(field.max_sentences), field.max_chars, field.truncate)
                 if f.finish == "length":
                     break
             f.write('"]')
