@@ -24,7 +24,7 @@ except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
 _SUBMODULES = {"tl", "get", "markers", "llm", "prompts", "answers", "cache", "report", "datasets", "embed",
-               "evaluate", "knowledge", "pl", "pp", "io", "pipeline"}
+               "evaluate", "knowledge", "pl", "pp", "io", "pipeline", "reasoner"}
 
 if TYPE_CHECKING:
     from . import get, llm, markers, tl

@@ -23,7 +23,7 @@ app = typer.Typer(
 err = Console(stderr=True)
 
 # Command modules register themselves on `app` when imported.
-from . import _annotate, _demo, _evaluate, _models, _run  # noqa: E402,F401
+from . import _annotate, _demo, _evaluate, _models, _reason, _run  # noqa: E402,F401
 
 
 @app.callback()

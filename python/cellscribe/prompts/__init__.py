@@ -10,6 +10,8 @@
   and labels with explanations, so both give the same label.
 * ``annotate_markdown.j2``: asks for the seed's free Markdown answer.
 * ``repair.j2``: the follow-up message when an answer was malformed.
+* ``reason_system.j2``, ``reason_user.j2``, ``reason_teacher.j2``: single-cell reasoning from cell
+  sentences (:mod:`cellscribe.reasoner`): the instructions, one cell, and the teacher's request.
 
 Templates are Jinja2 and receive ``genes`` (list), ``tissue``, ``species``, ``cluster`` and
 ``explain``. The shared instructions come first and the genes last, so a local model can reuse its
