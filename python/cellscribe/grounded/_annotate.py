@@ -1,0 +1,171 @@
+"""Knowledge-grounded annotation: retrieval, learned re-ranking, the model chooses among near-ties
+and explains.
+
+For every cluster:
+
+1. :func:`~cellscribe.grounded.retrieve` finds candidate Cell Ontology types in CellMarker 2.0 and
+   singleCellBase, and the shipped re-ranker (:func:`~cellscribe.grounded.default_reranker`) gives
+   each a probability (an estimate of its GPTCelltype agreement, cross-validated by dataset).
+2. Candidates within ``margin`` of the best probability (at most ``max_choices``) are near-ties:
+   the language model chooses among them, constrained to their names (a string enum, so it cannot
+   invent a name), after reading the markers, short facts about the top markers (NCBI Gene / GO)
+   and each candidate's evidence genes. Without a near-tie the re-ranker's choice stands and the
+   model is asked for the explanation only (or not at all with ``explain=False``).
+3. The model writes the explanation (title and three one-sentence bullets) of the chosen type.
+
+The label is always a Cell Ontology name with its ID (``"unmapped"`` when no marker is known to
+the databases); the confidence is the re-ranker's probability of the chosen type; the evidence
+genes are the cluster's markers the databases record for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import pandas as pd
+
+from ..answers import _clean, cited_markers, count_sentences, render_markdown
+from ..llm import Backend
+from ..llm._base import MAX_SENTENCES_KEY
+from ..llm._errors import LLMError, OutputFormatError
+from ._rerank import TOP_K, default_reranker
+from ._retrieval import Candidate, retrieve
+
+log = logging.getLogger(__name__)
+
+#: Columns the grounded mode adds to :data:`cellscribe._annotate.COLUMNS`.
+EXTRA_COLUMNS = ["cl_id", "cl_name", "evidence_genes", "candidates", "chosen_by"]
+UNMAPPED = "unmapped"
+#: Near-tie margin on the re-ranker's probability, and the most candidates the model chooses from.
+MARGIN = 0.1
+MAX_CHOICES = 3
+#: Markers with facts in the prompt.
+N_FACTS = 5
+TEMPLATE = "grounded_user.j2"
+SYSTEM = "You are a helpful assistant on gene functions and cellular markers."
+
+
+def candidates(genes: list[str], *, tissue: str | None = None, species: str = "human",
+               k: int = TOP_K) -> list[Candidate]:
+    """Retrieval then re-ranking: candidates for a cluster, most probable first, with
+    ``probability`` set (the re-ranker's estimate of the candidate's agreement)."""
+    return default_reranker().rerank(retrieve(genes, tissue=tissue, species=species, k=k))
+
+
+def near_ties(ranked: list[Candidate], *, margin: float = MARGIN, max_choices: int = MAX_CHOICES) -> list[Candidate]:
+    """The best candidate and those within ``margin`` of its probability (at most ``max_choices``)."""
+    if not ranked:
+        return []
+    top = ranked[0].probability or 0.0
+    return [c for c in ranked[:max_choices] if (c.probability or 0.0) >= top - margin]
+
+
+def schema(choices: list[str], explain: bool) -> dict[str, Any]:
+    """The answer schema: ``label`` as an enum of the candidates' names, then the explanation."""
+    props: dict[str, Any] = {"label": {"type": "string", "enum": choices}}
+    if explain:
+        props["title"] = {"type": "string", "maxLength": 60}
+        props["bullets"] = {"type": "array", "minItems": 3, "maxItems": 3,
+                            "items": {"type": "string", "maxLength": 160, MAX_SENTENCES_KEY: 1}}
+    return {"type": "object", "properties": props, "required": list(props)}
+
+
+def messages(genes: list[str], ranked: list[Candidate], *, tissue: str | None, species: str) -> list[dict[str, str]]:
+    """The chat messages of one cluster (system prompt, then the grounded question)."""
+    from .. import prompts
+
+    facts: list[str] = []
+    try:
+        from ..knowledge import genes as gene_facts
+
+        found = gene_facts.facts(genes[:N_FACTS], species=species)  # type: ignore[arg-type]
+        facts = [found[g].short(n_terms=2) for g in genes[:N_FACTS] if g in found]
+    except Exception as exc:  # gene databases missing: the question goes without facts
+        log.info("no gene facts for the grounded prompt (%s)", exc)
+    text = prompts._env.from_string(prompts.read_template(TEMPLATE)).render(
+        genes=genes, tissue=tissue, species=species, facts=facts, candidates=ranked)
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text.strip()}]
+
+
+def annotate_cluster(be: Backend | None, cluster: str, genes: list[str], *, tissue: str | None, species: str,
+                     explain: bool, params: dict[str, Any], store: Any = None, key_identity: Any = None,
+                     max_format_retries: int = 2) -> dict[str, Any]:
+    """One cluster's grounded answer as a result row (see :func:`cellscribe.annotate`)."""
+    from ..cache import make_key
+    from ..evaluate import broad_type
+
+    start = time.perf_counter()
+    ranked = candidates(genes, tissue=tissue, species=species)
+    row: dict[str, Any] = {"cluster": cluster, "markers": list(genes), "cached": False, "title": None,
+                           "bullets": None, "explanation_markdown": None, "supporting_markers": [],
+                           "candidates": [c.name for c in ranked[:5]]}
+    if not ranked:
+        return {**row, "label": UNMAPPED, "cl_id": None, "cl_name": UNMAPPED, "broad_lineage": None,
+                "confidence": 0.0, "evidence_genes": [], "chosen_by": "none",
+                "seconds": round(time.perf_counter() - start, 3)}
+    ties = near_ties(ranked, margin=params.get("margin", MARGIN), max_choices=params.get("max_choices", MAX_CHOICES))
+    chosen, chosen_by, answer = ranked[0], "reranker", None
+    if be is not None and (explain or len(ties) > 1):
+        shown = ties if len(ties) > 1 else ranked[:1]
+        msgs = messages(genes, ranked[: max(len(ties), 3)] if len(ties) > 1 else ranked[:1],
+                        tissue=tissue, species=species)
+        sch = schema([c.name for c in shown], explain)
+        key = make_key(model=key_identity, messages=msgs, schema=sch,
+                       sampling={k: params[k] for k in ("temperature", "seed", "max_tokens")})
+        hit = store.get(key) if store is not None else None
+        if hit is not None:
+            answer, row["cached"] = hit["answer"], True
+        else:
+            answer = _ask(be, msgs, sch, params, explain, max_format_retries)
+            if store is not None:
+                store.put(key, {"answer": answer, "created": pd.Timestamp.now("UTC").isoformat()})
+        by_name = {c.name: c for c in shown}
+        chosen = by_name.get(answer["label"], ranked[0])
+        chosen_by = "model" if len(ties) > 1 else "reranker"
+    label = chosen.name
+    row.update({
+        "label": label, "cl_id": chosen.cl_id, "cl_name": chosen.name, "broad_lineage": broad_type(chosen.cl_id),
+        "confidence": round(float(chosen.probability or 0.0), 4), "evidence_genes": list(chosen.evidence),
+        "chosen_by": chosen_by,
+    })
+    if answer is not None and explain:
+        title, bullets = answer["title"], answer["bullets"]
+        row.update({"title": title, "bullets": bullets, "explanation_markdown": render_markdown(title, bullets),
+                    "supporting_markers": cited_markers(genes, title, *bullets)})
+    row["seconds"] = round(time.perf_counter() - start, 3)
+    return row
+
+
+def _ask(be: Backend, msgs: list[dict[str, str]], sch: dict[str, Any], params: dict[str, Any], explain: bool,
+         max_format_retries: int) -> dict[str, Any]:
+    import json
+
+    from .. import prompts
+
+    conversation = list(msgs)
+    problem = ""
+    for _ in range(max_format_retries + 1):
+        response = be.chat(conversation, schema=sch, temperature=params["temperature"], seed=params["seed"],
+                           max_tokens=params["max_tokens"])
+        try:
+            data = json.loads(response.content)
+            if data.get("label") not in sch["properties"]["label"]["enum"]:
+                raise OutputFormatError(f"label must be one of {sch['properties']['label']['enum']}")
+            if explain:
+                data["title"] = _clean(str(data.get("title", "")).lstrip("#"))
+                bullets = [_clean(str(b)) for b in data.get("bullets") or []]
+                if not data["title"] or len(bullets) != 3 or any(count_sentences(b) == 0 for b in bullets):
+                    raise OutputFormatError("give a title and exactly three one-sentence bullets")
+                data["bullets"] = bullets
+            return data
+        except (ValueError, AttributeError, OutputFormatError) as exc:
+            problem = str(exc)
+            conversation = [*msgs, {"role": "assistant", "content": response.content},
+                            {"role": "user", "content": prompts.repair_message(problem)}]
+    raise OutputFormatError(f"the grounded answer stayed malformed ({problem})")
+
+
+__all__ = ["EXTRA_COLUMNS", "LLMError", "UNMAPPED", "annotate_cluster", "candidates", "messages", "near_ties",
+           "schema"]

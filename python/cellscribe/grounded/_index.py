@@ -1,0 +1,183 @@
+"""The marker index retrieval searches: Cell Ontology term -> marker genes, per species and tissue.
+
+Built once per species from CellMarker 2.0 and singleCellBase, then kept as a pickle in
+``settings.cache_dir/knowledge`` (keyed by both sources' sha256 and :data:`INDEX_VERSION`):
+
+* every record's cell name is resolved to a Cell Ontology term: CellMarker's own CL ID when it
+  gives one, else :func:`cellscribe.evaluate.map_label` of the name (precise matches only; records
+  of names that map to nothing precise are left out); singleCellBase's ``cell_subtype`` first, then
+  its ``cell_type``. Records of cancer cells are left out.
+* every gene symbol is resolved to the official human symbol when org.Hs.eg.db knows it (aliases
+  such as ``CD20`` -> ``MS4A1``, mouse ``Cd79a`` -> ``CD79A``), else kept in upper case.
+* support of a gene for a term = the number of distinct publications (per source) recording it.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from ..knowledge._wheeldata import knowledge_dir
+
+log = logging.getLogger(__name__)
+
+#: Bumped when the index layout or its rules change; a new version builds a new file.
+INDEX_VERSION = 2
+SOURCES = ("cellmarker", "singlecellbase")
+
+
+@dataclass
+class MarkerIndex:
+    """Marker genes per Cell Ontology term for one species.
+
+    Attributes
+    ----------
+    species
+        ``"human"`` or ``"mouse"``.
+    support
+        ``{cl_id: {gene: n_publications}}`` over all tissues and both sources.
+    tissue_support
+        ``{cl_id: {tissue: {gene: n_publications}}}``; tissue as the source spells it.
+    source_support
+        ``{source: {cl_id: {gene: n_publications}}}``.
+    n_pubs
+        ``{cl_id: number of distinct publications recording the term}``.
+    tissues
+        ``{cl_id: {tissue: number of records}}``.
+    gene_terms
+        ``{gene: set of cl_ids}`` (the inverted index).
+    universe
+        Number of distinct genes.
+    """
+
+    species: str
+    support: dict[str, dict[str, int]] = field(default_factory=dict)
+    tissue_support: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    source_support: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    n_pubs: dict[str, int] = field(default_factory=dict)
+    tissues: dict[str, dict[str, int]] = field(default_factory=dict)
+    gene_terms: dict[str, set[str]] = field(default_factory=dict)
+    universe: int = 0
+    all_tissues: list[str] = field(default_factory=list)
+
+
+_lock = threading.Lock()
+_loaded: dict[str, MarkerIndex] = {}
+
+
+def get_index(species: str = "human") -> MarkerIndex:
+    """The marker index of ``species``, built on first use and cached on disk."""
+    with _lock:
+        if species not in _loaded:
+            _loaded[species] = _read_cached(species)
+        return _loaded[species]
+
+
+def canonical_symbols(symbols: list[str], species: str) -> dict[str, str]:
+    """``{symbol: official human symbol}`` where org.Hs.eg.db resolves it, else upper case."""
+    out = {s: str(s).strip().upper() for s in symbols}
+    try:
+        from ..knowledge import genes
+
+        resolved = genes.to_human([s for s in symbols], species=species)  # type: ignore[arg-type]
+    except Exception as exc:  # gene databases not installed: upper-case symbols only
+        log.info("gene symbols not resolved through org.Hs.eg.db (%s)", exc)
+        return out
+    for s, human in resolved.items():
+        out[s] = human.upper()
+    return out
+
+
+def _read_cached(species: str) -> MarkerIndex:
+    from ..knowledge.cellmarker import CELLMARKER_CSV
+    from ..knowledge.singlecellbase import SINGLECELLBASE_TXT
+
+    key = f"{CELLMARKER_CSV.sha256[:8]}{SINGLECELLBASE_TXT.sha256[:8]}"
+    path = knowledge_dir() / f"marker-index.{species}.{key}.v{INDEX_VERSION}.pkl"
+    try:
+        with open(path, "rb") as fh:
+            return pickle.load(fh)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
+        pass
+    index = _build(species)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as fh:
+        pickle.dump(index, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(path)
+    return index
+
+
+def _term_of(name: str, cache: dict[str, str | None]) -> str | None:
+    from ..evaluate import map_label
+
+    if name not in cache:
+        m = map_label(name)
+        cache[name] = m.cl_id if (m.mapped and m.precise and not m.malignant and len(m.cl_ids) == 1) else None
+    return cache[name]
+
+
+def _build(species: str) -> MarkerIndex:
+    from ..knowledge import cellmarker, ontology, singlecellbase
+
+    cl = ontology.get()
+    names: dict[str, str | None] = {}
+    # (source, pub, tissue, cl_id, raw symbol)
+    records: list[tuple[str, str, str, str, str]] = []
+    cm = cellmarker.load(species)
+    cm = cm[~cm["is_cancer"]]
+    for row in cm[["cell_name", "cl_id", "symbol", "tissue_class", "pmid"]].itertuples(index=False):
+        cl_id = str(row.cl_id) if isinstance(row.cl_id, str) else _term_of(str(row.cell_name), names)
+        if cl_id is None or cl_id not in cl:
+            continue
+        try:
+            cl_id = cl.resolve(cl_id)
+        except KeyError:
+            continue
+        pub = f"cm:{row.pmid}" if _present(row.pmid) else f"cm:{row.cell_name}"
+        records.append(("cellmarker", pub, str(row.tissue_class), cl_id, str(row.symbol)))
+    scb = singlecellbase.load(species)
+    for row in scb[["cell_type", "cell_subtype", "symbol", "tissue", "pmid", "entry_id"]].itertuples(index=False):
+        cl_id = _term_of(str(row.cell_subtype), names) or _term_of(str(row.cell_type), names)
+        if cl_id is None:
+            continue
+        pub = f"scb:{row.pmid}" if _present(row.pmid) else f"scb:{row.entry_id}"
+        records.append(("singlecellbase", pub, str(row.tissue), cl_id, str(row.symbol)))
+
+    symbols = canonical_symbols(sorted({r[4] for r in records}), "human")
+    pubs: dict[tuple[str, str], set[str]] = defaultdict(set)
+    tissue_pubs: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    source_pubs: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    term_pubs: dict[str, set[str]] = defaultdict(set)
+    tissues: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for source, pub, tissue, cl_id, raw in records:
+        gene = symbols[raw]
+        pubs[(cl_id, gene)].add(pub)
+        tissue_pubs[(cl_id, tissue, gene)].add(pub)
+        source_pubs[(source, cl_id, gene)].add(pub)
+        term_pubs[cl_id].add(pub)
+        tissues[cl_id][tissue] += 1
+    index = MarkerIndex(species=species)
+    for (cl_id, gene), p in pubs.items():
+        index.support.setdefault(cl_id, {})[gene] = len(p)
+        index.gene_terms.setdefault(gene, set()).add(cl_id)
+    for (cl_id, tissue, gene), p in tissue_pubs.items():
+        index.tissue_support.setdefault(cl_id, {}).setdefault(tissue, {})[gene] = len(p)
+    for (source, cl_id, gene), p in source_pubs.items():
+        index.source_support.setdefault(source, {}).setdefault(cl_id, {})[gene] = len(p)
+    index.n_pubs = {k: len(v) for k, v in term_pubs.items()}
+    index.tissues = {k: dict(v) for k, v in tissues.items()}
+    index.universe = len(index.gene_terms)
+    index.all_tissues = sorted({r[2] for r in records})
+    log.info("marker index (%s): %d terms, %d genes from %d records", species, len(index.support),
+             index.universe, len(records))
+    return index
+
+
+def _present(value: object) -> bool:
+    import pandas as pd
+
+    return value is not None and not pd.isna(value)

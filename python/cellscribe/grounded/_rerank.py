@@ -1,0 +1,182 @@
+"""Re-rank retrieval candidates with a small learned model, and cross-validate it honestly.
+
+The model is a logistic regression over the candidate features of
+:data:`~cellscribe.grounded._retrieval.FEATURES` (standardised), trained on candidate lists of a
+GPTCelltype-format table: every candidate is a training example whose target is its GPTCelltype
+agreement with the expert label (1 / 0.5 / 0; a 0.5 counts half as a positive, half as a negative
+example). Its probability estimates how much agreement the candidate earns; the chosen type is the
+candidate with the highest probability, and that probability is its confidence.
+
+The shipped model (``reranker.json`` beside this module) was trained on every row of
+``dev.csv`` by ``benchmarks/bench_grounded.py --fit``; the figure that counts for it is the
+leave-one-dataset-out cross-validation (:func:`cross_validate`): each dataset is scored by a model
+trained on the other datasets only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ._retrieval import FEATURES, Candidate, retrieve
+
+#: Candidates per cluster the re-ranker chooses from.
+TOP_K = 10
+MODEL_FILE = "reranker.json"
+#: Inverse regularisation strength of the logistic regression.
+C = 1.0
+
+
+@dataclass(frozen=True)
+class Reranker:
+    """A fitted re-ranker: standardisation and logistic-regression weights per feature."""
+
+    features: tuple[str, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+    info: dict[str, Any]
+
+    def probabilities(self, X: np.ndarray) -> np.ndarray:
+        z = ((X - self.mean) / self.scale) @ self.coef + self.intercept
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def rerank(self, candidates: Sequence[Candidate]) -> list[Candidate]:
+        """The candidates with ``probability`` set, most probable first."""
+        if not candidates:
+            return []
+        X = np.array([[c.features[f] for f in self.features] for c in candidates], dtype=float)
+        probs = self.probabilities(X)
+        out = [replace(c, probability=float(p)) for c, p in zip(candidates, probs, strict=True)]
+        return sorted(out, key=lambda c: -(c.probability or 0.0))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"features": list(self.features), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
+                "coef": self.coef.tolist(), "intercept": self.intercept, "info": self.info}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Reranker:
+        return cls(tuple(data["features"]), np.array(data["mean"]), np.array(data["scale"]),
+                   np.array(data["coef"]), float(data["intercept"]), dict(data.get("info", {})))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_json(), indent=1) + "\n")
+
+
+@lru_cache(maxsize=1)
+def default_reranker() -> Reranker:
+    """The re-ranker shipped with cellscribe (trained on all of dev.csv; see the module docstring)."""
+    text = resources.files(__package__).joinpath(MODEL_FILE).read_text()
+    return Reranker.from_json(json.loads(text))
+
+
+def fit(candidates: pd.DataFrame, *, features: Sequence[str] = FEATURES, C: float = C,
+        info: dict[str, Any] | None = None) -> Reranker:
+    """Fit a re-ranker on a :func:`candidate_table` (needs its ``agreement`` column)."""
+    from sklearn.linear_model import LogisticRegression
+
+    X = candidates[list(features)].to_numpy(dtype=float)
+    y = candidates["agreement"].to_numpy(dtype=float)
+    mean, scale = X.mean(axis=0), X.std(axis=0)
+    scale[scale == 0] = 1.0
+    Z = (X - mean) / scale
+    # soft targets: each example twice, as a positive weighted by its agreement and a negative by the rest
+    Zw = np.vstack([Z, Z])
+    yw = np.r_[np.ones(len(y)), np.zeros(len(y))]
+    w = np.r_[y, 1.0 - y]
+    keep = w > 0
+    model = LogisticRegression(C=C, max_iter=2000)
+    model.fit(Zw[keep], yw[keep], sample_weight=w[keep])
+    return Reranker(tuple(features), mean, scale, model.coef_[0].copy(), float(model.intercept_[0]),
+                    dict(info or {}, C=C, n_examples=int(len(y)), n_clusters=int(candidates["row"].nunique())))
+
+
+def candidate_table(table: pd.DataFrame, *, k: int = TOP_K, score: bool = True) -> pd.DataFrame:
+    """Candidates of every row of a GPTCelltype-format table, one row per (table row, candidate).
+
+    Columns: ``row``, ``dataset``, ``rank`` (base retrieval rank, 0 = best), ``cl_id``, ``name``,
+    ``evidence`` (comma-joined), every feature, and with ``score`` the candidate's ``agreement`` with
+    the row's expert label (the GPTCelltype scorer of :mod:`cellscribe.evaluate`).
+    """
+    from ..evaluate._gptcelltype import marker_genes, species_of
+    from ..evaluate._scoring import score_labels
+
+    records = []
+    for i, r in enumerate(table.itertuples(index=False)):
+        genes = marker_genes(r.marker)
+        species = getattr(r, "species", None) or species_of(genes)
+        tissue = r.tissue if isinstance(r.tissue, str) else None
+        for rank, c in enumerate(retrieve(genes, tissue=tissue, species=species, k=k)):
+            records.append({"row": i, "dataset": r.dataset, "rank": rank, "cl_id": c.cl_id, "name": c.name,
+                            "evidence": ",".join(c.evidence), **c.features})
+    df = pd.DataFrame.from_records(records)
+    if score and not df.empty:
+        truth = table.iloc[df["row"].to_numpy()]
+        scored = score_labels(df["name"].tolist(), truth["manual_annotation"].tolist(),
+                              truth_cl_ids=truth["manual_CLID"].tolist() if "manual_CLID" in truth else None,
+                              truth_broad=truth["manual_broadtype"].tolist() if "manual_broadtype" in truth else None)
+        df["agreement"] = scored["agreement"].to_numpy()
+    return df
+
+
+def choose(candidates: pd.DataFrame, probabilities: np.ndarray | None = None) -> pd.DataFrame:
+    """One chosen candidate per table row: the most probable, or the base rank 0 without
+    probabilities. Adds ``confidence`` (the probability, or ``None``)."""
+    df = candidates.copy()
+    if probabilities is None:
+        best = df[df["rank"] == 0].copy()
+        best["confidence"] = np.nan
+        return best.set_index("row")
+    df["confidence"] = probabilities
+    idx = df.groupby("row")["confidence"].idxmax()
+    return df.loc[idx].set_index("row")
+
+
+def cross_validate(candidates: pd.DataFrame, *, features: Sequence[str] = FEATURES, C: float = C) -> np.ndarray:
+    """Out-of-dataset probabilities for every candidate: leave one ``dataset`` out at a time."""
+    probs = np.full(len(candidates), np.nan)
+    groups = candidates["dataset"].fillna("(none)").to_numpy()
+    for g in np.unique(groups):
+        test = groups == g
+        model = fit(candidates[~test], features=features, C=C)
+        probs[test] = model.probabilities(candidates.loc[test, list(features)].to_numpy(dtype=float))
+    return probs
+
+
+def expected_calibration_error(confidence: Sequence[float], outcome: Sequence[float], *, bins: int = 10
+                               ) -> tuple[float, pd.DataFrame]:
+    """ECE of ``confidence`` against ``outcome`` (agreement 0 / 0.5 / 1) with equal-width bins.
+
+    Returns
+    -------
+    ``(ece, table)``: the weighted mean gap between mean confidence and mean outcome per bin, and the
+    per-bin table (``bin``, ``n``, ``confidence``, ``outcome``) for a reliability diagram.
+    """
+    conf = np.asarray(confidence, dtype=float)
+    out = np.asarray(outcome, dtype=float)
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
+    rows, ece = [], 0.0
+    for b in range(bins):
+        m = which == b
+        if not m.any():
+            continue
+        gap = abs(conf[m].mean() - out[m].mean())
+        ece += m.mean() * gap
+        rows.append({"bin": f"{edges[b]:.1f}-{edges[b + 1]:.1f}", "n": int(m.sum()),
+                     "confidence": float(conf[m].mean()), "outcome": float(out[m].mean())})
+    return float(ece), pd.DataFrame(rows)
+
+
+def _finite(x: float) -> float:
+    return x if math.isfinite(x) else 0.0
