@@ -30,7 +30,7 @@ from ..answers import _clean, cited_markers, count_sentences, render_markdown
 from ..llm import Backend
 from ..llm._base import MAX_SENTENCES_KEY
 from ..llm._errors import LLMError, OutputFormatError
-from ._rerank import TOP_K, default_reranker
+from ._rerank import TOP_K, Reranker, default_reranker
 from ._retrieval import Candidate, retrieve
 
 log = logging.getLogger(__name__)
@@ -48,10 +48,12 @@ SYSTEM = "You are a helpful assistant on gene functions and cellular markers."
 
 
 def candidates(genes: list[str], *, tissue: str | None = None, species: str = "human",
-               k: int = TOP_K) -> list[Candidate]:
+               k: int = TOP_K, reranker: Reranker | None = None) -> list[Candidate]:
     """Retrieval then re-ranking: candidates for a cluster, most probable first, with
-    ``probability`` set (the re-ranker's estimate of the candidate's agreement)."""
-    return default_reranker().rerank(retrieve(genes, tissue=tissue, species=species, k=k))
+    ``probability`` set (the re-ranker's estimate of the candidate's agreement). ``reranker``
+    defaults to the shipped one."""
+    model = reranker or default_reranker()
+    return model.rerank(retrieve(genes, tissue=tissue, species=species, k=k))
 
 
 def near_ties(ranked: list[Candidate], *, margin: float = MARGIN, max_choices: int = MAX_CHOICES) -> list[Candidate]:
@@ -91,13 +93,17 @@ def messages(genes: list[str], ranked: list[Candidate], *, tissue: str | None, s
 
 def annotate_cluster(be: Backend | None, cluster: str, genes: list[str], *, tissue: str | None, species: str,
                      explain: bool, params: dict[str, Any], store: Any = None, key_identity: Any = None,
-                     max_format_retries: int = 2) -> dict[str, Any]:
-    """One cluster's grounded answer as a result row (see :func:`cellscribe.annotate`)."""
+                     max_format_retries: int = 2, reranker: Reranker | None = None) -> dict[str, Any]:
+    """One cluster's grounded answer as a result row (see :func:`cellscribe.annotate`).
+
+    ``be=None`` uses no model: the re-ranker's choice, without explanation. ``params`` holds
+    ``temperature``, ``seed``, ``max_tokens`` and optionally ``margin`` / ``max_choices``.
+    """
     from ..cache import make_key
     from ..evaluate import broad_type
 
     start = time.perf_counter()
-    ranked = candidates(genes, tissue=tissue, species=species)
+    ranked = candidates(genes, tissue=tissue, species=species, reranker=reranker)
     row: dict[str, Any] = {"cluster": cluster, "markers": list(genes), "cached": False, "title": None,
                            "bullets": None, "explanation_markdown": None, "supporting_markers": [],
                            "candidates": [c.name for c in ranked[:5]]}

@@ -7,10 +7,15 @@ agreement with the expert label (1 / 0.5 / 0; a 0.5 counts half as a positive, h
 example). Its probability estimates how much agreement the candidate earns; the chosen type is the
 candidate with the highest probability, and that probability is its confidence.
 
+Training examples come from every row three times (:func:`training_table`): with its full marker
+list and with only its top 5 and top 3 markers, so the model also learns how evidence looks for the
+short marker lists people type by hand (with 10 markers only, it preferred ``mature NK T cell`` over
+``natural killer cell`` for ``GNLY, NKG7, KLRD1, KLRF1, PRF1``).
+
 The shipped model (``reranker.json`` beside this module) was trained on every row of
 ``dev.csv`` by ``benchmarks/bench_grounded.py --fit``; the figure that counts for it is the
-leave-one-dataset-out cross-validation (:func:`cross_validate`): each dataset is scored by a model
-trained on the other datasets only.
+leave-one-dataset-out cross-validation (:func:`cross_validate`): each dataset's full marker lists
+are scored by a model trained on the other datasets only.
 """
 
 from __future__ import annotations
@@ -33,7 +38,9 @@ from ._retrieval import FEATURES, Candidate, retrieve
 TOP_K = 10
 MODEL_FILE = "reranker.json"
 #: Inverse regularisation strength of the logistic regression.
-C = 1.0
+C = 0.3
+#: Marker-list lengths of the training examples (``None``: the full list).
+TRAIN_LENGTHS = (None, 5, 3)
 
 
 @dataclass(frozen=True)
@@ -101,12 +108,14 @@ def fit(candidates: pd.DataFrame, *, features: Sequence[str] = FEATURES, C: floa
                     dict(info or {}, C=C, n_examples=int(len(y)), n_clusters=int(candidates["row"].nunique())))
 
 
-def candidate_table(table: pd.DataFrame, *, k: int = TOP_K, score: bool = True) -> pd.DataFrame:
+def candidate_table(table: pd.DataFrame, *, k: int = TOP_K, score: bool = True,
+                    n_markers: int | None = None) -> pd.DataFrame:
     """Candidates of every row of a GPTCelltype-format table, one row per (table row, candidate).
 
     Columns: ``row``, ``dataset``, ``rank`` (base retrieval rank, 0 = best), ``cl_id``, ``name``,
     ``evidence`` (comma-joined), every feature, and with ``score`` the candidate's ``agreement`` with
-    the row's expert label (the GPTCelltype scorer of :mod:`cellscribe.evaluate`).
+    the row's expert label (the GPTCelltype scorer of :mod:`cellscribe.evaluate`). ``n_markers``
+    keeps only each row's top markers.
     """
     from ..evaluate._gptcelltype import marker_genes, species_of
     from ..evaluate._scoring import score_labels
@@ -115,6 +124,7 @@ def candidate_table(table: pd.DataFrame, *, k: int = TOP_K, score: bool = True) 
     for i, r in enumerate(table.itertuples(index=False)):
         genes = marker_genes(r.marker)
         species = getattr(r, "species", None) or species_of(genes)
+        genes = genes[:n_markers] if n_markers else genes
         tissue = r.tissue if isinstance(r.tissue, str) else None
         for rank, c in enumerate(retrieve(genes, tissue=tissue, species=species, k=k)):
             records.append({"row": i, "dataset": r.dataset, "rank": rank, "cl_id": c.cl_id, "name": c.name,
@@ -142,13 +152,30 @@ def choose(candidates: pd.DataFrame, probabilities: np.ndarray | None = None) ->
     return df.loc[idx].set_index("row")
 
 
-def cross_validate(candidates: pd.DataFrame, *, features: Sequence[str] = FEATURES, C: float = C) -> np.ndarray:
-    """Out-of-dataset probabilities for every candidate: leave one ``dataset`` out at a time."""
+def training_table(table: pd.DataFrame, *, k: int = TOP_K, lengths: Sequence[int | None] = TRAIN_LENGTHS
+                   ) -> pd.DataFrame:
+    """Candidate tables of every row at each marker-list length, stacked: ``length`` says which
+    (0 = full list) and ``row`` becomes ``"<length>:<row>"`` so that each list is its own cluster."""
+    parts = []
+    for n in lengths:
+        part = candidate_table(table, k=k, n_markers=n)
+        part["length"] = n or 0
+        part["row"] = [f"{n or 0}:{r}" for r in part["row"]]
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def cross_validate(candidates: pd.DataFrame, train: pd.DataFrame | None = None, *,
+                   features: Sequence[str] = FEATURES, C: float = C) -> np.ndarray:
+    """Out-of-dataset probabilities for every candidate of ``candidates``: for each ``dataset``, a
+    model trained on the other datasets' rows of ``train`` (default: ``candidates`` itself)."""
+    train = candidates if train is None else train
     probs = np.full(len(candidates), np.nan)
     groups = candidates["dataset"].fillna("(none)").to_numpy()
+    train_groups = train["dataset"].fillna("(none)").to_numpy()
     for g in np.unique(groups):
         test = groups == g
-        model = fit(candidates[~test], features=features, C=C)
+        model = fit(train[train_groups != g], features=features, C=C)
         probs[test] = model.probabilities(candidates.loc[test, list(features)].to_numpy(dtype=float))
     return probs
 

@@ -1,0 +1,202 @@
+"""Knowledge-grounded annotation on the GPTCelltype table: the ablation, calibration and timing.
+
+Prints, per dataset and overall (mean GPTCelltype agreement, scored by :mod:`cellscribe.evaluate`):
+
+* ``model alone``: the 1.5B model asked GPTCelltype's question (the issue's measurement, about 0.10,
+  unless ``--model-alone`` reruns it: ~15 min);
+* ``retrieval``: the top candidate of :func:`cellscribe.grounded.retrieve` (no learning);
+* ``oracle@5``: the best of the top 5 retrieved candidates (the headroom);
+* ``rerank (CV)``: the learned re-ranker, leave-one-dataset-out: each dataset is scored by a model
+  trained on the other datasets only (the figure that counts);
+* ``grounded (CV)`` with ``--grounded``: the re-ranker of the same fold, then the 1.5B model chooses
+  among near-ties (label only, as scored); plus seconds per cluster with explanations on
+  ``--timing N`` clusters;
+* the expected calibration error of the re-ranker's confidence (CV) and a reliability diagram;
+* the published methods on the same rows.
+
+``--fit`` trains the shipped re-ranker on all of dev.csv (``python/cellscribe/grounded/reranker.json``).
+
+Run: ``CELLSCRIBE_THREADS=1 .venv/bin/python benchmarks/bench_grounded.py [--fit] [--grounded] [--timing 20]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+DEV = ROOT.parent / "shared" / "benchmarks" / "gptcelltype" / "dev.csv"
+MODEL_ALONE_ISSUE = 0.10
+
+
+def per_dataset(table: pd.DataFrame, chosen: pd.DataFrame) -> pd.Series:
+    """Agreement per table row (0 where no candidate), from a frame indexed by row."""
+    s = pd.Series(0.0, index=range(len(table)))
+    s.loc[chosen.index] = chosen["agreement"].to_numpy()
+    return s
+
+
+def main() -> None:
+    from cellscribe.grounded import _rerank as rr
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--table", default=str(DEV))
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "grounded"))
+    ap.add_argument("--fit", action="store_true", help="train and save the shipped re-ranker")
+    ap.add_argument("--grounded", action="store_true", help="run the 1.5B model on near-ties (CV)")
+    ap.add_argument("--timing", type=int, default=0, help="clusters to time with explanations")
+    ap.add_argument("--model-alone", action="store_true", help="rerun the model alone (slow)")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"load average: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+    table = pd.read_csv(args.table)
+    t0 = time.perf_counter()
+    train = rr.training_table(table)
+    full = train[train["length"] == 0].copy()
+    full["row"] = [int(str(r).split(":")[1]) for r in full["row"]]
+    full = full.reset_index(drop=True)
+    print(f"candidates for {len(table)} rows x {len(rr.TRAIN_LENGTHS)} marker-list lengths: "
+          f"{time.perf_counter() - t0:.1f} s ({len(full) / len(table):.1f} candidates per row)")
+
+    results = pd.DataFrame({"dataset": table["dataset"]})
+    results["retrieval"] = per_dataset(table, rr.choose(full))
+    best5 = full[full["rank"] < 5].groupby("row")["agreement"].max()
+    results["oracle@5"] = 0.0
+    results.loc[best5.index, "oracle@5"] = best5.to_numpy()
+    probs = rr.cross_validate(full, train)
+    chosen = rr.choose(full, probs)
+    results["rerank (CV)"] = per_dataset(table, chosen)
+    conf = pd.Series(0.0, index=range(len(table)))
+    conf.loc[chosen.index] = chosen["confidence"].to_numpy()
+    ece, bins = rr.expected_calibration_error(conf, results["rerank (CV)"])
+
+    if args.grounded:
+        results["grounded (CV)"], seconds = grounded_cv(table, train)
+        print(f"grounded (label only): median {statistics.median(seconds):.2f} s per cluster, "
+              f"{sum(s > 0.2 for s in seconds)} clusters asked the model")
+    if args.model_alone:
+        from cellscribe.evaluate import run_benchmark
+
+        res = run_benchmark(table, backend="llamacpp", model="qwen2.5-coder-1.5b", explain=False)
+        results["model alone"] = res.rows["agreement"].fillna(0).to_numpy()
+
+    summary = results.groupby("dataset", sort=False).mean()
+    summary.loc["all"] = results.drop(columns="dataset").mean()
+    summary["n"] = results.groupby("dataset", sort=False).size()
+    summary.loc["all", "n"] = len(results)
+    if "model alone" not in summary:
+        summary.insert(0, "model alone", np.nan)
+        summary.loc["all", "model alone"] = MODEL_ALONE_ISSUE
+    for m in ("gpt4aug3", "gpt3.5aug3", "CellMarker2.0"):
+        col = pd.to_numeric(table[f"{m}_agreement"], errors="coerce")
+        summary[m] = col.groupby(table["dataset"], sort=False).mean()
+        summary.loc["all", m] = col.mean()
+    summary = summary.loc[["all", *[d for d in summary.index if d != "all"]]]
+    print("\nMean agreement (GPTCelltype score) on", Path(args.table).name,
+          "(model alone: issue's measurement unless --model-alone)")
+    print(summary.round(3).to_string())
+    print(f"\nECE of the re-ranker's confidence (CV, 10 bins, against agreement): {ece:.3f}")
+    print(bins.round(3).to_string(index=False))
+    summary.to_csv(out / "summary.csv")
+    results.assign(confidence=conf, prediction=chosen["name"].reindex(range(len(table)))).to_csv(
+        out / "rows.csv", index=False)
+    reliability(bins, ece, out / "reliability.png")
+
+    if args.timing:
+        timing(table, args.timing)
+    if args.fit:
+        cv = float(results["rerank (CV)"].mean())
+        model = rr.fit(train, info={
+            "trained_on": "../shared/benchmarks/gptcelltype/dev.csv (all 447 rows, every dataset)",
+            "marker_lengths": [n or "all" for n in rr.TRAIN_LENGTHS], "top_k": rr.TOP_K,
+            "target": "GPTCelltype agreement of each candidate (0.5 = half positive, half negative)",
+            "cv": f"leave-one-dataset-out mean agreement {cv:.4f} on full marker lists",
+            "date": date.today().isoformat(), "script": "benchmarks/bench_grounded.py --fit"})
+        path = ROOT / "python" / "cellscribe" / "grounded" / rr.MODEL_FILE
+        model.save(path)
+        print(f"\nsaved the re-ranker trained on all rows to {path}")
+
+
+def grounded_cv(table: pd.DataFrame, train: pd.DataFrame) -> tuple[np.ndarray, list[float]]:
+    """Grounded labels (model on near-ties, no explanation) with each dataset's re-ranker trained
+    on the other datasets; agreement per row and seconds per cluster."""
+    from cellscribe.cache import ResponseCache
+    from cellscribe.evaluate._gptcelltype import marker_genes, species_of, score_table
+    from cellscribe.grounded import _rerank as rr
+    from cellscribe.grounded._annotate import annotate_cluster
+    from cellscribe.llm import get_backend
+
+    be = get_backend("llamacpp", model="qwen2.5-coder-1.5b",
+                     n_threads=int(os.environ.get("CELLSCRIBE_THREADS", "2")))
+    ident = be.identity
+    key_identity = {"backend": ident.backend, "model": ident.model, "digest": ident.digest}
+    params = {"temperature": 0.0, "seed": 0, "max_tokens": 64}
+    store = ResponseCache()
+    labels: list[str | None] = [None] * len(table)
+    seconds = []
+    for ds in table["dataset"].unique():
+        model = rr.fit(train[train["dataset"] != ds])
+        for i in np.flatnonzero((table["dataset"] == ds).to_numpy()):
+            r = table.iloc[i]
+            genes = marker_genes(r["marker"])
+            row = annotate_cluster(be, f"row{i}", genes, tissue=r["tissue"] if isinstance(r["tissue"], str) else None,
+                                   species=species_of(genes), explain=False, params=params, store=store,
+                                   key_identity=key_identity, reranker=model)
+            labels[i] = None if row["label"] == "unmapped" else row["label"]
+            if not row["cached"]:
+                seconds.append(row["seconds"])
+    store.close()
+    scored = score_table(table, labels)
+    return scored["agreement"].fillna(0).to_numpy(), seconds or [0.0]
+
+
+def timing(table: pd.DataFrame, n: int) -> None:
+    """Seconds per cluster of the full grounded answer (choice + explanation), no cache."""
+    from cellscribe import annotate
+
+    rows = table.sample(n, random_state=0)
+    start = time.perf_counter()
+    seconds = []
+    for _, r in rows.iterrows():
+        tissue = r["tissue"] if isinstance(r["tissue"], str) else None
+        df = annotate({"c": r["marker"].split(", ")}, tissue=tissue, backend="llamacpp", mode="grounded",
+                      cache=False, n_threads=int(os.environ.get("CELLSCRIBE_THREADS", "2")))
+        seconds.append(float(df["seconds"].iloc[0]))
+    print(f"\ngrounded with explanations on {n} clusters: median {statistics.median(seconds):.2f} s, "
+          f"mean {statistics.mean(seconds):.2f} s, max {max(seconds):.2f} s per cluster "
+          f"(wall {time.perf_counter() - start:.0f} s, load {', '.join(f'{x:.2f}' for x in os.getloadavg())})")
+
+
+def reliability(bins: pd.DataFrame, ece: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.plot([0, 1], [0, 1], ls="--", c="grey")
+    ax.plot(bins["confidence"], bins["outcome"], marker="o")
+    for _, b in bins.iterrows():
+        ax.annotate(str(b["n"]), (b["confidence"], b["outcome"]), fontsize=7, xytext=(3, -8),
+                    textcoords="offset points")
+    ax.set(xlabel="confidence (re-ranker, CV)", ylabel="mean agreement", title=f"ECE {ece:.3f}", xlim=(0, 1),
+           ylim=(0, 1))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"reliability diagram: {path}")
+    json.dumps({})
+
+
+if __name__ == "__main__":
+    main()
