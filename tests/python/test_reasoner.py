@@ -184,7 +184,8 @@ def test_lora_lowers_the_loss_and_the_adapter_loads_and_generates(smollm_path, s
     loads into the transformers backend (base + adapter merged) and answers through annotate_cells."""
     reference, query = split
     result = reasoner.finetune(reference, "bulk_labels", output_dir=tmp_path / "adapter", stages=(1,), n_per_type=1,
-                               n_genes=16, epochs=2, max_steps=6, batch_size=2, learning_rate=2e-3, lora_layers=6, n_eval=6)
+                               n_genes=16, epochs=2, max_steps=6, batch_size=2, learning_rate=2e-3, lora_layers=6,
+                               n_eval=6)
     (stage,) = result.stages
     assert stage.n_examples == 10 and stage.steps == 6
     assert stage.eval_loss_after < stage.eval_loss_before * 0.9
@@ -215,7 +216,7 @@ def test_lora_lowers_the_loss_and_the_adapter_loads_and_generates(smollm_path, s
 def cli(*args: str) -> subprocess.CompletedProcess:
     import cellscribe as cs
 
-    env = {"CELLSCRIBE_CACHE": str(cs.settings.cache_dir), "PATH": "/usr/bin:/bin", "CELLSCRIBE_THREADS": "2"}
+    env = {"CELLSCRIBE_CACHE": str(cs.settings.cache_dir), "PATH": "/usr/bin:/bin", "CELLSCRIBE_THREADS": "1"}
     return subprocess.run([sys.executable, "-m", "cellscribe", *args], capture_output=True, text=True, env=env,
                           timeout=600)
 
