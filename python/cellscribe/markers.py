@@ -38,6 +38,9 @@ SEURAT_COLUMNS = ("p_val", "avg_log2FC", "pct.1", "pct.2", "p_val_adj", "cluster
 SPECIES = ("human", "mouse")
 
 _ENSEMBL = re.compile(r"^ENS[A-Z]*G\d{6,}(\.\d+)?$")
+#: GENCODE clone-based names (RP11-290F20.3, CTD-2006K23.1, AC092580.4): real transcripts that NCBI Gene
+#: does not list under these names, so they are not reported as unknown.
+_CLONE_BASED = re.compile(r"^(?:(?:RP\d+|CT[A-D]|XX[a-z]+)-[\w.]+|A[CLP]\d{6}\.\d+)$")
 # Mouse symbols are capitalised (Cd3e, Ms4a1); human ones are upper case (CD3E). Human
 # open-reading-frame names (C1orf112) are the known mixed-case exception.
 _MOUSE_STYLE = re.compile(r"^[A-Z][a-z][a-z0-9]*(-[a-z0-9]+)?$|^[A-Z][a-z0-9]*\d[a-z][a-z0-9]*$")
@@ -441,6 +444,28 @@ def _check_gene_names(all_genes: list[str], species: str) -> None:
         if len(upper) > n / 2:
             _warn(f"species='mouse' but {len(upper)} of {n} markers are upper-case human-style "
                   f"symbols (e.g. {', '.join(upper[:3])}); check the species.")
+    if species == "human":
+        _check_known([g for g in all_genes if not (_ENSEMBL.match(g) or _CLONE_BASED.match(g))])
+
+
+def _check_known(symbols: list[str]) -> None:
+    """Warn about human symbols NCBI Gene does not know (typos, retired or made-up names).
+
+    Uses :mod:`cellscribe.knowledge.genes` (its index is built once per cache, ~8 s); when the
+    Bioconductor gene databases are not installed the check is skipped with a debug log line.
+    Mouse symbols are not checked: the gene index holds human genes only.
+    """
+    from .knowledge import genes
+
+    try:
+        unknown = genes.unknown(symbols)
+    except genes.GeneKnowledgeUnavailableError as exc:
+        log.debug("unknown-gene check skipped: %s", exc)
+        return
+    if unknown:
+        _warn(f"{len(unknown)} marker(s) are not human gene symbols known to NCBI Gene "
+              f"({', '.join(unknown[:8])}{', ...' if len(unknown) > 8 else ''}): check for typos, "
+              "retired names or the wrong species. They are passed to the model as they are.")
 
 
 def _warn(message: str) -> None:

@@ -18,10 +18,19 @@ USER_MODELS = local_models.REGISTRY["smollm2-135m"].path.parent  # resolved befo
 
 
 @pytest.fixture(autouse=True)
-def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Each test gets its own cache folder (answers, knowledge); models are shared read-only."""
+def isolated_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                   monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own cache folder (answers, knowledge); models are shared read-only, and so
+    is the gene index (built once per session; marker readers check symbols against it), except for
+    tests marked ``fresh_gene_index``."""
     root = tmp_path_factory.mktemp("cache")
     (root / "models").symlink_to(USER_MODELS, target_is_directory=True)
+    if request.node.get_closest_marker("fresh_gene_index") is None:
+        from cellscribe.knowledge import genes
+
+        index = root / "knowledge" / genes.index_path().name
+        index.parent.mkdir()
+        index.symlink_to(request.getfixturevalue("_gene_index_file"))
     monkeypatch.setattr(cellscribe.settings, "cache_dir", root)
     monkeypatch.setattr(cellscribe.settings, "progress", False)
     monkeypatch.delenv("OLLAMA_HOST", raising=False)
@@ -81,12 +90,13 @@ def _gene_index_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def gene_index(isolated_cache: Path, _gene_index_file: Path) -> Path:
-    """The session's gene index linked into this test's cache (``knowledge/genes-v*.sqlite``)."""
+    """The session's gene index in this test's cache (``knowledge/genes-v*.sqlite``)."""
     from cellscribe.knowledge import genes
 
     target = genes.index_path()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.symlink_to(_gene_index_file)
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.symlink_to(_gene_index_file)
     return target
 
 

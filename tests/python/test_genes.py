@@ -42,6 +42,7 @@ def test_known_and_unknown(gene_index):
         genes.facts(["CD3E"], species="zebrafish")
 
 
+@pytest.mark.fresh_gene_index
 def test_index_is_built_once_and_missing_databases_are_named(isolated_cache, monkeypatch):
     """The index is built in the cache on first use; without the Debian packages the error names them."""
     monkeypatch.setattr(genes, "_r_system_file", lambda *a: None)

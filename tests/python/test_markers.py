@@ -160,3 +160,18 @@ def test_anndata_without_rank_genes_groups():
 
     with pytest.raises(MarkerInputError, match=r"run sc.tl.rank_genes_groups"):
         read_markers(anndata.AnnData(np.zeros((3, 2))))
+
+
+def test_unknown_symbols_are_named_in_a_warning():
+    """Symbols NCBI Gene does not know (typos, made-up names) are named; known ones, aliases
+    (CD20 is MS4A1) and mouse symbols with species='mouse' pass silently."""
+    with pytest.warns(MarkerWarning, match=r"2 marker\(s\) are not human gene symbols known to NCBI Gene "
+                                           r"\(CD3EE, NOTAGENE1\): check for typos"):
+        table = read_markers({"0": ["CD3E", "CD3EE", "CD20", "NOTAGENE1", "IL7R"]})
+    assert table.genes["0"] == ["CD3E", "CD3EE", "CD20", "NOTAGENE1", "IL7R"]  # passed on as they are
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MarkerWarning)
+        read_markers(SEURAT_CSV)
+        read_markers({"0": ["Cd3e", "Cd3d", "Ms4a1", "Cd79a", "Lyz2"]}, species="mouse")
