@@ -22,8 +22,21 @@ def _default_cache_dir() -> Path:
 
 
 def _default_threads() -> int:
+    """``CELLSCRIBE_THREADS``, else the cores not kept busy by other work at import time.
+
+    llama.cpp and torch spin-wait on their threads: asking for more threads than there are free
+    cores made a 3-cluster run 10-50x slower on a shared 2-core machine (measured), while one thread
+    fewer costs at most half the speed. "Busy" is the 1-minute load average minus this process.
+    """
     env = os.environ.get("CELLSCRIBE_THREADS")
-    return int(env) if env else max(1, os.cpu_count() or 1)
+    if env:
+        return max(1, int(env))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        others = max(0.0, os.getloadavg()[0] - 1.0)
+    except OSError:  # no load average on this platform
+        others = 0.0
+    return max(1, min(cores, int(cores - others + 0.5)))
 
 
 @dataclass
@@ -37,7 +50,8 @@ class Settings:
         the response cache (``responses.sqlite``) and knowledge indexes. Environment
         variable ``CELLSCRIBE_CACHE``; default the platform's user cache directory.
     n_threads
-        CPU threads for local models (``CELLSCRIBE_THREADS``; default: all cores).
+        CPU threads for local models (``CELLSCRIBE_THREADS``; default: the cores that other
+        work leaves free when cellscribe is imported, at least 1).
     progress
         Show progress bars on long work.
     """
