@@ -202,3 +202,17 @@ def test_rds_without_interop_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "cellscribe.interop", None)  # as if the interop module could not load
     with pytest.raises(InputError, match=r"needs R and the interop extra: `pip install cellscribe\[interop\]`"):
         io.read(tmp_path / "seurat.rds")
+
+
+def test_error_line_keeps_brackets_and_is_not_wrapped(tmp_path, capsys, monkeypatch):
+    """The CLI prints the message as it is (rich markup would swallow ``[interop]``), on one line."""
+    from cellscribe.cli import main
+
+    (tmp_path / "seurat.rds").write_bytes(b"\x1f\x8b")
+    monkeypatch.setitem(sys.modules, "cellscribe.interop", None)
+    monkeypatch.setattr(sys, "argv", ["cellscribe", "run", str(tmp_path / "seurat.rds")])
+    with pytest.raises(SystemExit):
+        main()
+    err = capsys.readouterr().err
+    assert "`pip install cellscribe[interop]`" in err
+    assert err.startswith("Error:") and err.count("\n") == 1

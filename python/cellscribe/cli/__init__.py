@@ -11,6 +11,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import CellscribeError
 
@@ -38,7 +39,9 @@ def main() -> None:
     try:
         app()
     except CellscribeError as exc:
-        err.print(f"[bold red]Error:[/] {exc}", highlight=False)
+        # escape: messages name things like `pip install cellscribe[interop]`, which rich would
+        # read as markup; soft_wrap: one line even when stderr is not a terminal (80 columns).
+        err.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("Interrupted; finished answers are cached and a rerun resumes from them.")

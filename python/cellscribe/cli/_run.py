@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from . import app, err
 
@@ -68,7 +69,7 @@ def run_command(
                               progress=err.is_terminal, **options)
     for w in caught:  # cellscribe's own warnings (markers dropped, ...); library chatter stays out
         if w.category.__module__.startswith("cellscribe"):
-            err.print(f"[yellow]Warning:[/] {w.message}", highlight=False, soft_wrap=True)
+            err.print(f"[yellow]Warning:[/] {escape(str(w.message))}", highlight=False, soft_wrap=True)
     adata = result.adata
     run_info = adata.uns["cellscribe_run"]
     qc_line = (f"QC skipped ({'no raw counts' if result.counts_source is None else '--qc none'})"
