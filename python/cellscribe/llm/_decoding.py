@@ -30,12 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from ._errors import APITimeoutError
-
 # --------------------------------------------------------------------------- schema plans
-
-
 from ._base import MAX_SENTENCES_KEY, TRUNCATE_KEY
+from ._errors import APITimeoutError
 
 #: Prompt evaluation chunk (tokens), aligned to absolute positions.
 CHUNK = 32
@@ -50,15 +47,6 @@ class _Field:
     max_sentences: int | None = None
     choices: tuple[str, ...] = ()
     truncate: bool = False
-
-
-def strip_extensions(schema: Any) -> Any:
-    """The schema without cellscribe's ``x-`` keywords (for servers and grammar converters)."""
-    if isinstance(schema, dict):
-        return {k: strip_extensions(v) for k, v in schema.items() if not str(k).startswith("x-")}
-    if isinstance(schema, list):
-        return [strip_extensions(v) for v in schema]
-    return schema
 
 
 def plan(schema: dict[str, Any]) -> list[_Field] | None:
