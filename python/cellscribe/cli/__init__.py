@@ -29,7 +29,8 @@ from . import _annotate, _demo, _evaluate, _models, _reason, _run  # noqa: E402,
 
 @app.callback()
 def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details.")) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
     if not verbose:
         logging.getLogger("httpx").setLevel(logging.WARNING)
 

@@ -161,10 +161,10 @@ class Backend(abc.ABC):
     ) -> ChatResponse:
         """One attempt; raise the typed errors of :mod:`cellscribe.llm._errors`."""
 
-    def check(self) -> None:
+    def check(self) -> None:  # noqa: B027 - optional hook; backends that can check override it
         """Raise a typed error if the backend cannot serve its model (server down, model missing)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook; backends with connections override it
         """Release resources (HTTP connections); models stay loaded for reuse."""
 
     def __enter__(self) -> Backend:

@@ -109,7 +109,7 @@ class Decoder:
         """Evaluate a prompt, reusing whole cached chunks of the longest common prefix."""
         llama = self.llama
         n = 0
-        for a, b in zip(llama.input_ids[: llama.n_tokens], tokens):
+        for a, b in zip(llama.input_ids[: llama.n_tokens], tokens, strict=False):  # lengths differ
             if a != b:
                 break
             n += 1

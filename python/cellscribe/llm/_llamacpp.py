@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-
 from .._settings import settings
 from . import local_models
 from ._base import Backend, ChatResponse, Message, ModelIdentity, Usage, strip_extensions

@@ -75,7 +75,8 @@ class OpenAIBackend(Backend):
         self.api_key_env = api_key_env
         self.max_concurrency = max_concurrency
         if response_format not in ("auto", "json_schema", "json_object", "none"):
-            raise InputError(f"response_format must be auto, json_schema, json_object or none; got {response_format!r}.")
+            raise InputError("response_format must be auto, json_schema, json_object or none; "
+                             f"got {response_format!r}.")
         self.response_format = (
             ("json_schema" if self.is_openai else "json_object") if response_format == "auto" else response_format
         )

@@ -95,7 +95,8 @@ def write_report(
     if prov:
         summary += (f" by {prov.get('model')} ({prov.get('backend')})"
                     + (f", tissue {prov['parameters']['tissue']}" if prov.get("parameters", {}).get("tissue") else ""))
-    footer = " · ".join(f"{k}: {prov[k]}" for k in ("cellscribe_version", "digest", "prompt_hash", "created") if prov.get(k))
+    footer = " · ".join(f"{k}: {prov[k]}" for k in ("cellscribe_version", "digest", "prompt_hash", "created")
+                        if prov.get(k))
     path.parent.mkdir(parents=True, exist_ok=True)
     imgs = []
     for img, caption in images:
