@@ -76,6 +76,7 @@ def annotate(
     cache: bool | str | Path = True,
     progress: bool | None = None,
     on_error: str = "raise",
+    mode: str = "llm",
     **backend_options: Any,
 ) -> pd.DataFrame:
     """Label and explain every cluster of a marker table.
@@ -116,6 +117,15 @@ def annotate(
         ``"raise"``: after all clusters ran, raise :class:`AnnotationError` if any failed (finished
         clusters stay cached). ``"keep"``: return failed clusters with an empty label and an
         ``error`` column.
+    mode
+        ``"llm"`` (default): the model names the type. ``"grounded"``: candidates from marker
+        databases (CellMarker 2.0, singleCellBase) re-ranked by a learned model, which chooses; the
+        model explains the choice (:mod:`cellscribe.grounded`).
+        ``"markers"``: the re-ranked candidates alone, no model, no explanation. Both add the
+        columns ``cl_id``, ``cl_name`` (``"unmapped"`` when no marker is known),
+        ``evidence_genes``, ``candidates`` and ``chosen_by``; ``confidence`` is then the
+        re-ranker's probability (calibrated on the GPTCelltype benchmark); ``style``,
+        ``template`` and ``system_prompt`` do not apply.
     **backend_options
         Passed to the backend (``timeout``, ``max_retries``, ``host``, ``base_url``, ``api_key_env``,
         ``think``, ``n_threads``, ...).
@@ -132,7 +142,18 @@ def annotate(
         raise InputError(f"on_error must be 'raise' or 'keep'; got {on_error!r}.")
     if style == "markdown" and not explain:
         raise InputError("style='markdown' always explains; use style='json' with explain=False for labels only.")
+    if mode not in ("llm", "grounded", "markers"):
+        raise InputError(f"mode must be 'llm', 'grounded' or 'markers'; got {mode!r}.")
     table = read_markers(markers, species=species, top_n=top_n)
+    if mode != "llm":
+        from .grounded._annotate import annotate_table
+
+        return annotate_table(
+            table, tissue=tissue, species=species, explain=explain, cache=cache, on_error=on_error,
+            be=get_backend(backend, model=model, **backend_options) if mode == "grounded" else None,
+            params={"temperature": temperature, "seed": seed, "max_tokens": max_tokens or MAX_TOKENS["json"],
+                    "top_n": top_n, "explain": explain, "tissue": tissue, "species": species, "mode": mode},
+            progress=settings.progress if progress is None else progress, max_format_retries=max_format_retries)
     prompt_set = prompts.load(style, system_prompt=system_prompt, template=template)
     be = get_backend(backend, model=model, **backend_options)
     answer_model = ClusterAnswer if explain else LabelAnswer

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import cellscribe as cs
 from cellscribe.grounded import (
     FEATURES,
     candidates,
@@ -27,6 +28,12 @@ CASES = [
     (["LILRA4", "IL3RA", "CLEC4C"], "CL:0000784"),                # plasmacytoid dendritic cell
     (["PPBP", "PF4", "GNG11"], ("CL:0000233", "CL:0000556")),     # platelet / megakaryocyte
 ]
+
+
+@pytest.fixture(autouse=True)
+def _genes(gene_index):
+    """The session's gene-facts index (symbols, aliases, facts in the prompt)."""
+    return gene_index
 
 
 def _ok(cl_id: str, expected: str | tuple[str, ...]) -> bool:
@@ -111,3 +118,78 @@ def test_expected_calibration_error():
     assert table["n"].sum() == 4
     ece, _ = expected_calibration_error([0.5] * 4, [1, 0, 1, 0])
     assert ece == pytest.approx(0.0)
+
+
+def test_markers_mode_needs_no_model_and_carries_cl_ids():
+    markers = {"b": CASES[0][0], "odd": ["NOTAGENE1", "NOTAGENE2"]}
+    df = cs.annotate(markers, tissue="PBMC", mode="markers")
+    assert list(df["cluster"]) == ["b", "odd"]
+    b, odd = df.iloc[0], df.iloc[1]
+    assert b["cl_id"] == "CL:0000236" and b["label"] == b["cl_name"] == "B cell" and b["broad_lineage"]
+    assert set(b["evidence_genes"]) == set(CASES[0][0]) and 0 < b["confidence"] < 1
+    assert b["chosen_by"] == "reranker" and b["title"] is None
+    assert odd["label"] == "unmapped" and odd["cl_id"] is None and odd["confidence"] == 0
+    assert df.attrs["provenance"]["mode"] == "markers" and "dev.csv" in df.attrs["provenance"]["reranker"]["trained_on"]
+    with pytest.raises(cs.errors.InputError, match="mode must be"):
+        cs.annotate(markers, mode="magic")
+
+
+def test_tl_annotate_writes_cl_ids(tmp_path):
+    import anndata
+
+    from cellscribe.datasets import pbmc68k_reduced
+
+    adata = pbmc68k_reduced(groupby="bulk_labels")
+    cs.tl.annotate(adata, groupby="bulk_labels", tissue="PBMC", mode="markers")
+    ids = adata.obs["cellscribe_cl_id"]
+    assert ids.notna().all() and ids.astype(str).str.match(r"^(CL:\d{7}|unmapped)$").all()
+    by_type = adata.obs.groupby("bulk_labels", observed=True)["cellscribe_label"].first()
+    assert by_type["CD19+ B"] in ("B cell", "naive B cell", "memory B cell", "mature B cell")
+    uns = adata.uns["cellscribe"]
+    assert uns["params"]["mode"] == "markers" and "cl_id" in uns["clusters"]["CD19+ B"]
+    adata.write_h5ad(tmp_path / "a.h5ad")
+    assert "cellscribe_cl_id" in anndata.read_h5ad(tmp_path / "a.h5ad").obs
+
+
+def test_cli_markers_mode_json_and_csv(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    path = tmp_path / "m.csv"
+    path.write_text("cluster,gene\n" + "".join(f"pdc,{g}\n" for g in CASES[2][0]))
+    env = {"CELLSCRIBE_CACHE": str(cs.settings.cache_dir), "PATH": "/usr/bin:/bin"}
+    run = [sys.executable, "-m", "cellscribe", "annotate", str(path), "--tissue", "PBMC", "--mode", "markers"]
+    out = subprocess.run([*run, "-f", "json"], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    (row,) = json.loads(out.stdout)
+    assert row["cl_id"] == "CL:0000784" and row["label"] == "plasmacytoid dendritic cell"
+    assert row["evidence_genes"] == CASES[2][0]
+    out = subprocess.run([*run, "-f", "csv"], capture_output=True, text=True, env=env, timeout=300)
+    assert "cl_id" in out.stdout.splitlines()[0] and "LILRA4; IL3RA; CLEC4C" in out.stdout
+
+
+@pytest.mark.model
+def test_grounded_mode_with_the_real_model(qwen15_path):
+    from cellscribe.llm import get_backend
+
+    be = get_backend("llamacpp", model="qwen2.5-coder-1.5b")
+    markers = {f"c{i}": genes for i, (genes, _) in enumerate(CASES)}
+    df = cs.annotate(markers, tissue="PBMC", backend=be, mode="grounded", explain=False)
+    for (_, expected), cl_id in zip(CASES, df["cl_id"], strict=True):
+        assert _ok(cl_id, expected), df[["label", "cl_id", "chosen_by", "candidates"]].to_string()
+    assert df["confidence"].between(0, 1).all()
+    # with the explanation: one cluster, the model writes a title and three bullets about the chosen type
+    one = cs.annotate({"nk": CASES[1][0]}, tissue="PBMC", backend=be, mode="grounded", explain=True)
+    r = one.iloc[0]
+    assert r["cl_id"] == "CL:0000623" and r["title"] and len(r["bullets"]) == 3
+    assert r["explanation_markdown"].startswith("## **") and r["supporting_markers"]
+    again = cs.annotate({"nk": CASES[1][0]}, tissue="PBMC", backend=be, mode="grounded", explain=True)
+    assert again.iloc[0]["cached"] and again.iloc[0]["bullets"] == r["bullets"]
+    # the model choosing among near-ties (off by default; constrained to the candidates' names)
+    from cellscribe.grounded import annotate_cluster
+
+    for genes, expected in CASES[1:3]:
+        row = annotate_cluster(be, "c", genes, tissue="PBMC", species="human", explain=False,
+                               params={"temperature": 0.0, "seed": 0, "max_tokens": 64, "margin": 0.3})
+        assert row["chosen_by"] == "model" and _ok(row["cl_id"], expected), row["candidates"]

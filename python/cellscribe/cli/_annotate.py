@@ -18,6 +18,9 @@ from . import app, err
 #: Keys of each object printed by ``--format json``.
 JSON_FIELDS = ["cluster", "label", "broad_lineage", "confidence", "title", "bullets", "explanation_markdown",
                "supporting_markers"]
+#: Added to the JSON objects by ``--mode grounded`` / ``markers``.
+GROUNDED_FIELDS = ["cl_id", "cl_name", "evidence_genes", "candidates", "chosen_by"]
+_LISTS = ("bullets", "supporting_markers", "markers", "evidence_genes", "candidates")
 
 
 class Format(str, Enum):
@@ -30,11 +33,12 @@ class Format(str, Enum):
 def render(df: pd.DataFrame, fmt: Format) -> str:
     """The results as text in one of the output formats."""
     if fmt is Format.json:
-        records = [{k: _plain(r.get(k)) for k in JSON_FIELDS} for r in df.to_dict("records")]
+        fields = JSON_FIELDS + [f for f in GROUNDED_FIELDS if f in df.columns]
+        records = [{k: _plain(r.get(k)) for k in fields} for r in df.to_dict("records")]
         return json.dumps(records, indent=2, ensure_ascii=False)
     if fmt is Format.csv:
         flat = df.copy()
-        for col in ("bullets", "supporting_markers", "markers"):
+        for col in [c for c in _LISTS if c in flat.columns]:
             flat[col] = flat[col].map(lambda v: "; ".join(v) if isinstance(v, list) else v)
         return flat.drop(columns=["cached", "seconds"], errors="ignore").to_csv(index=False)
     if fmt is Format.markdown:
@@ -44,13 +48,17 @@ def render(df: pd.DataFrame, fmt: Format) -> str:
                          f"Markers: {', '.join(r.get('markers') or [])}\n")
         return "\n".join(parts)
     table = Table(show_lines=False)
-    for col in ("cluster", "label", "broad_lineage", "confidence", "supporting_markers"):
+    grounded = "cl_id" in df.columns
+    for col in ("cluster", "label", *(["cl_id"] if grounded else []), "broad_lineage", "confidence",
+                "evidence_genes" if grounded else "supporting_markers"):
         table.add_column(col)
     for r in df.to_dict("records"):
         conf = r.get("confidence")
-        table.add_row(str(r["cluster"]), str(r.get("label") or ""), str(r.get("broad_lineage") or ""),
+        genes = r.get("evidence_genes" if grounded else "supporting_markers")
+        table.add_row(str(r["cluster"]), str(r.get("label") or ""),
+                      *([str(r.get("cl_id") or "unmapped")] if grounded else []), str(r.get("broad_lineage") or ""),
                       "" if conf is None or pd.isna(conf) else f"{conf:.2f}",
-                      ", ".join(r.get("supporting_markers") or []))
+                      ", ".join(genes if isinstance(genes, list) else []))
     console = Console(record=True, width=120)
     with console.capture() as cap:
         console.print(table)
@@ -85,6 +93,9 @@ def annotate(
     seed: int = typer.Option(0, help="Sampling seed."),
     temperature: float = typer.Option(0.0, help="Sampling temperature."),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Read and write the on-disk answer cache."),
+    mode: str = typer.Option("llm", help="llm (the model names the type), grounded (marker databases propose "
+                             "Cell Ontology types, a learned re-ranker and the model choose, the model explains) "
+                             "or markers (marker databases and re-ranker only, no model)."),
 ) -> None:
     """Label and explain each cluster of a marker table."""
     from .._annotate import annotate as run
@@ -101,11 +112,12 @@ def annotate(
         df = run(markers, tissue=tissue, species=species, backend=backend, model=model, top_n=top_n,
                  explain=explain, style=style, system_prompt=system_prompt, template=template, seed=seed,
                  temperature=temperature, cache=cache, concurrency=concurrency, progress=err.is_terminal,
-                 **options)
+                 mode=mode, **options)
     for w in caught:
         err.print(f"[yellow]Warning:[/] {w.message}", highlight=False)
     stats = df.attrs.get("stats", {})
-    err.print(f"{len(df)} clusters with {df.attrs['provenance']['model']} ({df.attrs['provenance']['backend']}): "
+    prov = df.attrs["provenance"]
+    err.print(f"{len(df)} clusters with {prov.get('model') or 'marker databases'} ({prov.get('backend') or mode}): "
               f"{stats.get('model_calls', 0)} answered, {stats.get('cache_hits', 0)} from cache.", highlight=False)
     text = render(df, fmt)
     if out:

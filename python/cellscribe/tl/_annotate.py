@@ -71,6 +71,10 @@ def annotate(
         The cluster's confidence (float).
     ``adata.obs[f"{key_added}_lineage"]``
         Categorical broad lineage of the cluster.
+    ``adata.obs[f"{key_added}_cl_id"]``
+        With ``mode="grounded"`` or ``"markers"``: the label's Cell Ontology ID (``"unmapped"``
+        when none); the clusters in ``uns`` then also carry ``cl_name``, ``evidence_genes``,
+        ``candidates`` and ``chosen_by``.
     ``adata.uns[key_added]``
         ``params`` (groupby, tissue, species, backend, model, top_n), ``provenance`` (backend,
         model, digest, prompt hash, parameters, version, time) and ``clusters``: per cluster the
@@ -105,10 +109,14 @@ def annotate(
     adata.obs[f"{key_added}_confidence"] = cell_cluster.map(by_cluster["confidence"]).astype(float).to_numpy()
     lineage = cell_cluster.map(by_cluster["broad_lineage"])
     adata.obs[f"{key_added}_lineage"] = pd.Categorical(lineage, categories=sorted(lineage.dropna().unique()))
+    if "cl_id" in by_cluster.columns:  # mode="grounded" / "markers": the Cell Ontology ID of every label
+        cl_ids = cell_cluster.map(by_cluster["cl_id"].fillna("unmapped"))
+        adata.obs[f"{key_added}_cl_id"] = pd.Categorical(cl_ids, categories=sorted(cl_ids.dropna().unique()))
     adata.uns[key_added] = {
         "params": _h5ad_safe({"groupby": groupby, "tissue": tissue, "species": species,
                               "backend": backend if isinstance(backend, str) else backend.name,
-                              "model": df.attrs["provenance"]["model"], "top_n": top_n}),
+                              "model": df.attrs["provenance"].get("model"), "top_n": top_n,
+                              "mode": kwargs.get("mode", "llm")}),
         "provenance": _h5ad_safe(df.attrs.get("provenance", {})),
         "clusters": {str(r["cluster"]): _h5ad_safe(r) for r in df.drop(columns=["cached", "seconds"]).to_dict("records")},
     }
