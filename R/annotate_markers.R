@@ -22,6 +22,9 @@
 #' @param system_prompt Text (or a file path) replacing the packaged system prompt.
 #' @param explain `TRUE` for a title and three bullets per cluster; `FALSE` for labels and
 #'   confidence only (about four times faster with the embedded model).
+#' @param mode `"llm"`: the model names the type from the markers. `"grounded"`: candidate
+#'   types from marker databases (CellMarker 2.0, singleCellBase) re-ranked by a learned model;
+#'   the model chooses among near-ties and explains. `"markers"`: the databases alone, no model.
 #' @param ... Further arguments of the Python `cellscribe.annotate()`: `style` (`"json"` or
 #'   `"markdown"`), `template`, `temperature`, `seed`, `max_tokens`, `cache` (`FALSE`, or a file),
 #'   `on_error` (`"keep"` returns failed clusters with an `error` column), and backend options
@@ -33,7 +36,9 @@
 #'     `explain = FALSE`);
 #'   * `supporting_markers`: list column, the sent markers that the explanation cites;
 #'   * `bullets`, `markers` (the markers sent): list columns;
-#'   * `cached` (answer served from the cache) and `seconds` (model time).
+#'   * `cached` (answer served from the cache) and `seconds` (model time);
+#'   * with `mode = "grounded"` or `"markers"`: `cl_id` and `cl_name` (the Cell Ontology term,
+#'     `"unmapped"` when no marker is known), `evidence_genes` (list column) and `chosen_by`.
 #'
 #'   Attributes `provenance` (backend, model, model digest, prompt hash, parameters, package
 #'   version, time) and `stats` (model calls, cache hits).
@@ -51,12 +56,13 @@
 #' }
 annotate_markers <- function(markers, tissue = NULL, species = "human", backend = "auto",
                              model = NULL, top_n = 10, system_prompt = NULL, explain = TRUE,
-                             ...) {
+                             mode = "llm", ...) {
+  # `mode` is a formal argument: inside `...` R would match it partially to `model`.
   check_markers(markers)
   options <- c(list(tissue = tissue, species = species, backend = backend, model = model,
-                    top_n = top_n, system_prompt = system_prompt, explain = explain),
+                    top_n = top_n, system_prompt = system_prompt, explain = explain, mode = mode),
                list(...))
-  check_scalars(options[c("tissue", "species", "backend", "model", "system_prompt")])
+  check_scalars(options[c("tissue", "species", "backend", "model", "system_prompt", "mode")])
   if (!is.numeric(top_n) || length(top_n) != 1 || is.na(top_n) || top_n < 1 || top_n %% 1 != 0) {
     stop("`top_n` must be a single positive whole number, e.g. 10.", call. = FALSE)
   }

@@ -19,6 +19,8 @@
 #'     cluster order);
 #'   * `object[[paste0(key, "_confidence")]]`: the cluster's confidence (numeric);
 #'   * `object[[paste0(key, "_lineage")]]`: the cluster's broad lineage (factor);
+#'   * `object[[paste0(key, "_cl_id")]]`: the cluster's Cell Ontology ID, with `mode = "grounded"`
+#'     or `"markers"`;
 #'   * `object@misc[[key]]`: a list with `clusters` (the data.frame of [annotate_markers()]: label,
 #'     lineage, confidence, title, explanation, bullets, supporting markers, markers per cluster),
 #'     `provenance` (backend, model, model digest, prompt hash, parameters, package version, time),
@@ -33,7 +35,7 @@
 #' cellscribe_explanations(pbmc)
 annotate_seurat <- function(object, markers = NULL, group.by = NULL, tissue = NULL,
                             species = "human", backend = "auto", model = NULL, top_n = 10,
-                            explain = TRUE, ..., key = "cellscribe") {
+                            explain = TRUE, mode = "llm", ..., key = "cellscribe") {
   if (!inherits(object, "Seurat")) {
     hint <- if (is.data.frame(object)) " For a marker table use annotate_markers()." else ""
     stop(sprintf("`object` must be a Seurat object; got %s.%s", describe_class(object), hint),
@@ -68,7 +70,7 @@ annotate_seurat <- function(object, markers = NULL, group.by = NULL, tissue = NU
     }
   }
   result <- annotate_markers(markers, tissue = tissue, species = species, backend = backend,
-                             model = model, top_n = top_n, explain = explain, ...)
+                             model = model, top_n = top_n, explain = explain, mode = mode, ...)
 
   row <- match(as.character(groups), result$cluster)
   label_levels <- unique(stats::na.omit(result$label))
@@ -79,11 +81,12 @@ annotate_seurat <- function(object, markers = NULL, group.by = NULL, tissue = NU
     lineage = factor(result$broad_lineage[row], levels = lineage_levels),
     row.names = colnames(object)
   )
+  if (!is.null(result$cl_id)) meta$cl_id <- result$cl_id[row]  # mode = "grounded" or "markers"
   names(meta) <- paste0(key, "_", names(meta))
   object <- SeuratObject::AddMetaData(object, metadata = meta)
   provenance <- attr(result, "provenance")
   params <- list(group.by = group.by, tissue = tissue, species = species, backend = backend,
-                 model = provenance$model %||% model, top_n = top_n, explain = explain)
+                 model = provenance$model %||% model, top_n = top_n, explain = explain, mode = mode)
   stats <- attr(result, "stats")
   attr(result, "provenance") <- NULL
   attr(result, "stats") <- NULL

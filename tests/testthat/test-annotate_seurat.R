@@ -52,3 +52,21 @@ test_that("annotate_seurat takes group.by, given markers and another key", {
   expect_true(all(given@misc$cellscribe$clusters$cached))
   expect_length(given$cellscribe_label, ncol(pbmc))
 })
+
+test_that("mode = 'markers' adds the Cell Ontology ID per cell and the evidence per cluster", {
+  needs_seurat()
+  pbmc <- SeuratObject::pbmc_small
+  out <- annotate_seurat(pbmc, markers = pbmc_markers(), tissue = tissue, mode = "markers",
+                         key = "db")
+  clusters <- out@misc$db$clusters
+  expect_true(all(c("cl_id", "cl_name", "evidence_genes", "chosen_by") %in% names(clusters)))
+  expect_true(all(grepl("^CL:[0-9]{7}$", clusters$cl_id) | clusters$cl_id == "unmapped"))
+  expect_true(is.list(clusters$evidence_genes))
+  # every evidence gene is one of the cluster's markers
+  for (i in seq_len(nrow(clusters))) {
+    expect_true(all(clusters$evidence_genes[[i]] %in% clusters$markers[[i]]))
+  }
+  row <- match(as.character(SeuratObject::Idents(out)), clusters$cluster)
+  expect_identical(unname(as.character(out$db_cl_id)), clusters$cl_id[row])
+  expect_identical(unname(as.character(out$db_label)), clusters$label[row])
+})
