@@ -96,6 +96,7 @@ def run(
     model: str | None = None,
     explain: bool = True,
     top_n: int = 10,
+    mode: str = "grounded",
     truth: str | None = None,
     out: str | Path | None = None,
     random_state: int = 0,
@@ -121,6 +122,11 @@ def run(
         Passed to :func:`cellscribe.tl.cluster`.
     backend, model, explain, top_n
         Passed to :func:`cellscribe.tl.annotate` (``explain=False``: labels only, fast).
+    mode
+        ``"grounded"`` (default: marker databases propose Cell Ontology types, a learned re-ranker
+        chooses, the model explains; mean agreement 0.60 on the GPTCelltype benchmark against 0.13
+        for the 1.5B model alone), ``"llm"`` (the model names the type) or ``"markers"`` (no model);
+        see :func:`cellscribe.annotate`.
     truth
         Column of ``obs`` with expert labels: each cluster's majority expert label goes into the
         table and the report (``expert_majority``) for comparison.
@@ -191,7 +197,7 @@ def run(
 
     clock = time.perf_counter()
     tl.annotate(adata, groupby="leiden", tissue=tissue, species=species, backend=backend, model=model,
-                explain=explain, top_n=top_n, progress=progress, **annotate_kwargs)
+                explain=explain, top_n=top_n, mode=mode, progress=progress, **annotate_kwargs)
     df = get.annotations(adata)
     sizes = adata.obs["leiden"].value_counts()
     df.insert(1, "n_cells", df["cluster"].map(lambda c: int(sizes.get(c, 0))))

@@ -137,8 +137,12 @@ def test_run_pbmc68k_reduced_end_to_end(qwen15_path, tmp_path):
     # the cluster of the experts' B cells (CD79A, MS4A1 among its markers) is labelled a B cell
     b = table.loc[table["expert_majority"].str.startswith("CD19+ B")].sort_values("n_cells").iloc[-1]
     assert {"CD79A", "MS4A1"} & set(b["markers"].split("; ")) and "B cell" in b["label"]
+    # grounded by default: every label carries a Cell Ontology ID, the B cells CL:0000236 or a subtype
+    assert adata.obs["cellscribe_cl_id"].str.match(r"^(CL:\d{7}|unmapped)$").all()
+    assert b["cl_id"].startswith("CL:") and adata.uns["cellscribe"]["params"]["mode"] == "grounded"
     html = (out / "report.html").read_text()
     assert html.count('<div class="card">') == n_clusters and html.count("data:image/png;base64,") == 2
+    assert html.count("<b>Cell Ontology:</b>") == n_clusters
     md = (out / "report.md").read_text()
     assert md.count("### Cluster ") == n_clusters and "](umap_labels.png)" in md and "- **n_cells:**" in md
     for png in ("umap_labels.png", "umap_clusters.png"):

@@ -15,6 +15,8 @@ def demo(
     out: Path = typer.Option(Path("demo_output"), "--out", "-o", help="Folder for the report, CSV and plot."),
     backend: str = typer.Option("llamacpp", "--backend", "-b", help="Backend (default: the embedded model)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model for the backend."),
+    mode: str = typer.Option("grounded", help="grounded (marker databases + re-ranker choose, the model explains), "
+                             "llm (the model names the type) or markers (no model)."),
 ) -> None:
     """Annotate pbmc68k_reduced's clusters and write a report (HTML and Markdown), a CSV and a UMAP."""
     import time
@@ -29,7 +31,7 @@ def demo(
     with err.status("loading pbmc68k_reduced and ranking marker genes"):
         adata = datasets.pbmc68k_reduced(groupby="louvain")
     tl.annotate(adata, groupby="louvain", tissue="PBMC", species="human", backend=backend, model=model,
-                progress=err.is_terminal)
+                mode=mode, progress=err.is_terminal)
     df = get.annotations(adata)
     expert = adata.obs.groupby("louvain", observed=True)["bulk_labels"].agg(lambda s: s.value_counts().index[0])
     df["expert_majority"] = df["cluster"].map(expert.astype(str))

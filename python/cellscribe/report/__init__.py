@@ -54,6 +54,10 @@ def _cards(results: pd.DataFrame, extra_columns: Sequence[str]) -> list[dict[str
             "explanation_html": jinja2.utils.markupsafe.Markup(md.render(explanation)) if explanation else "",
             "markers": _as_list(row.get("markers")),
             "supporting": _as_list(row.get("supporting_markers")),
+            # mode="grounded" / "markers": the Cell Ontology term and the marker-database evidence
+            "ontology": (f"{row.get('cl_name')} ({row['cl_id']})" if row.get("cl_name") not in (None, row["cl_id"])
+                         else row["cl_id"]) if isinstance(row.get("cl_id"), str) else None,
+            "evidence": _as_list(row.get("evidence_genes")),
             "extra": [(c, row[c]) for c in extra_columns if c in row and row[c] is not None],
         })
     return cards
@@ -93,7 +97,8 @@ def write_report(
     prov = results.attrs.get("provenance", {})
     summary = f"{len(results)} clusters annotated"
     if prov:
-        summary += (f" by {prov.get('model')} ({prov.get('backend')})"
+        summary += ((f" by {prov['model']} ({prov.get('backend')})" if prov.get("model")
+                     else " from marker databases (no model)")
                     + (f", tissue {prov['parameters']['tissue']}" if prov.get("parameters", {}).get("tissue") else ""))
     footer = " · ".join(f"{k}: {prov[k]}" for k in ("cellscribe_version", "digest", "prompt_hash", "created")
                         if prov.get(k))
