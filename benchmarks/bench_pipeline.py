@@ -17,7 +17,8 @@ Expert labels: pbmc68k_reduced ``bulk_labels``; wu2020 ``expert_label`` (readabl
 ``cluster_orig`` codes, :data:`cellscribe.datasets.WU2020_LABELS`); oligodendroglioma
 ``expert_label`` (tumour cells as ``malignant cell``). The model is asked for labels only (the same
 prompt gives the same label with explanations, see :mod:`cellscribe.prompts`); ``--explain`` adds
-them. Answers are cached between runs; ``--no-cache`` times the model every time.
+them. Answers are cached between runs; ``--no-cache`` times the model every time. ``--mode`` picks the
+annotation mode (default ``grounded``, as ``cellscribe run``; ``llm`` for the model alone).
 
 Run: ``.venv/bin/python benchmarks/bench_pipeline.py [--datasets wu2020 ...] [--explain]``.
 Outputs (reports, plots, per-cluster CSV) go to ``benchmarks/results/pipeline/<dataset>/``.
@@ -79,7 +80,8 @@ def one(name: str, args: argparse.Namespace) -> dict:
     start = time.perf_counter()
     rss_start = sampler.samples[-1][1] if sampler.samples else 0
     result = pipeline.run(name, tissue=spec.tissue, species=spec.species, backend=args.backend, model=args.model,
-                          explain=args.explain, resolution=args.resolution, truth=spec.truth_readable, out=out,
+                          explain=args.explain, mode=args.mode, resolution=args.resolution, truth=spec.truth_readable,
+                          out=out,
                           cache=not args.no_cache, progress=False)
     end = time.perf_counter()
     sampler.stop()
@@ -121,6 +123,8 @@ def main() -> None:
     parser.add_argument("--backend", default="llamacpp")
     parser.add_argument("--model", default="qwen2.5-coder-1.5b")
     parser.add_argument("--explain", action="store_true", help="Ask for explanations too (slower).")
+    parser.add_argument("--mode", default="grounded", choices=["grounded", "llm", "markers"],
+                        help="Annotation mode (grounded: marker databases + re-ranker, the model explains).")
     parser.add_argument("--resolution", type=float, default=1.0)
     parser.add_argument("--no-cache", action="store_true", help="Do not use cached model answers.")
     parser.add_argument("--out", default=str(OUT))
@@ -134,7 +138,7 @@ def main() -> None:
     for name in args.datasets:
         load_before = os.getloadavg()
         cmd = [sys.executable, __file__, "--one", name, "--backend", args.backend, "--model", args.model,
-               "--resolution", str(args.resolution), "--out", args.out]
+               "--resolution", str(args.resolution), "--out", args.out, "--mode", args.mode]
         cmd += ["--explain"] if args.explain else []
         cmd += ["--no-cache"] if args.no_cache else []
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -145,7 +149,7 @@ def main() -> None:
         row["load"] = (load_before, os.getloadavg())
         rows.append(row)
         print(f"\n== {name}: {row['cells']} cells ({row['qc']} QC of {row['cells_in']}), {row['clusters']} clusters, "
-              f"labels by {row['model']}")
+              f"mode {args.mode}, labels by {row['model'] or 'marker databases'}")
         print(f"{'cluster':>7} {'cells':>5}  {'predicted':<34} {'expert (majority)':<44} {'share':>5}  agreement")
         for t in row["table"]:
             print(f"{t['cluster']:>7} {t['n_cells']:>5}  {str(t['predicted'])[:34]:<34} {str(t['truth'])[:44]:<44} "
