@@ -11,6 +11,7 @@ from typing import Optional
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import app, err
@@ -114,7 +115,7 @@ def annotate(
                  temperature=temperature, cache=cache, concurrency=concurrency, progress=err.is_terminal,
                  mode=mode, **options)
     for w in caught:
-        err.print(f"[yellow]Warning:[/] {w.message}", highlight=False)
+        err.print(f"[yellow]Warning:[/] {escape(str(w.message))}", highlight=False, soft_wrap=True)
     stats = df.attrs.get("stats", {})
     prov = df.attrs["provenance"]
     err.print(f"{len(df)} clusters with {prov.get('model') or 'marker databases'} ({prov.get('backend') or mode}): "
