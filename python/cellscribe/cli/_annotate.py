@@ -74,7 +74,8 @@ def _plain(v: object) -> object:
 
 @app.command()
 def annotate(
-    markers: Path = typer.Argument(..., help="Seurat FindAllMarkers CSV, a cluster,gene CSV, or an .h5ad with rank_genes_groups."),
+    markers: Path = typer.Argument(..., help="Seurat FindAllMarkers CSV, a cluster,gene CSV, or an .h5ad with "
+                                   "rank_genes_groups."),
     tissue: Optional[str] = typer.Option(None, "--tissue", "-t", help="Tissue, e.g. PBMC."),
     species: str = typer.Option("human", help="human or mouse."),
     backend: str = typer.Option("auto", "--backend", "-b", help="auto, llamacpp, ollama or openai."),
