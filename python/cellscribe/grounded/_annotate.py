@@ -14,7 +14,7 @@ For every cluster:
    margin is 0 (see :data:`MARGIN`: on the benchmark the model's choice among near-ties scored lower
    than the re-ranker's), so by default the model only explains.
 3. The model writes the explanation (three one-sentence bullets; the title is the type's name),
-   reading the markers, facts about the top three and the type's evidence genes.
+   reading the markers, facts about the top two and the type's evidence genes.
 
 The label is always a Cell Ontology name with its ID (``"unmapped"`` when no marker is known to
 the databases); the confidence is the re-ranker's probability of the chosen type; the evidence
@@ -53,7 +53,7 @@ TEMPLATE = "grounded_user.j2"
 #: The shorter question when the re-ranker's choice stands and only the explanation is asked.
 EXPLAIN_TEMPLATE = "grounded_explain.j2"
 #: Markers with facts in the explanation-only question (shorter prompt, faster answer).
-N_FACTS_EXPLAIN = 3
+N_FACTS_EXPLAIN = 2
 SYSTEM = "You are a helpful assistant on gene functions and cellular markers."
 
 
