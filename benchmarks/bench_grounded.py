@@ -131,7 +131,7 @@ def grounded_cv(table: pd.DataFrame, train: pd.DataFrame) -> tuple[np.ndarray, l
     """Grounded labels (model on near-ties, no explanation) with each dataset's re-ranker trained
     on the other datasets; agreement per row and seconds per cluster."""
     from cellscribe.cache import ResponseCache
-    from cellscribe.evaluate._gptcelltype import marker_genes, species_of, score_table
+    from cellscribe.evaluate._gptcelltype import marker_genes, score_table, species_of
     from cellscribe.grounded import _rerank as rr
     from cellscribe.grounded._annotate import annotate_cluster
     from cellscribe.llm import get_backend
