@@ -15,6 +15,8 @@ Prints, per dataset and overall (mean GPTCelltype agreement, scored by :mod:`cel
 * the published methods on the same rows.
 
 ``--fit`` trains the shipped re-ranker on all of dev.csv (``python/cellscribe/grounded/reranker.json``).
+``--without-cellmarker`` repeats retrieval and re-ranking with singleCellBase alone (CellMarker 2.0
+curates markers from some of the same atlases as the benchmark; this shows how much that helps).
 
 Run: ``CELLSCRIBE_THREADS=1 .venv/bin/python benchmarks/bench_grounded.py [--fit] [--grounded] [--timing 20]``
 """
@@ -54,7 +56,13 @@ def main() -> None:
     ap.add_argument("--grounded", action="store_true", help="run the 1.5B model on near-ties (CV)")
     ap.add_argument("--timing", type=int, default=0, help="clusters to time with explanations")
     ap.add_argument("--model-alone", action="store_true", help="rerun the model alone (slow)")
+    ap.add_argument("--without-cellmarker", action="store_true",
+                    help="knowledge from singleCellBase only (an in-memory index; nothing is saved)")
     args = ap.parse_args()
+    if args.without_cellmarker:
+        if args.fit or args.grounded or args.timing:
+            ap.error("--without-cellmarker only measures retrieval and re-ranking")
+        without_cellmarker()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"load average: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -125,6 +133,17 @@ def main() -> None:
         path = ROOT / "python" / "cellscribe" / "grounded" / rr.MODEL_FILE
         model.save(path)
         print(f"\nsaved the re-ranker trained on all rows to {path}")
+
+
+def without_cellmarker() -> None:
+    """Build the marker index from singleCellBase alone, in memory, for this process."""
+    from cellscribe.grounded import _index
+    from cellscribe.knowledge import cellmarker
+
+    real = cellmarker.load
+    cellmarker.load = lambda species=None: real(species).iloc[0:0]  # type: ignore[assignment]
+    _index._read_cached = _index._build  # type: ignore[assignment]
+    print("knowledge: singleCellBase only (CellMarker 2.0 left out)")
 
 
 def grounded_cv(table: pd.DataFrame, train: pd.DataFrame) -> tuple[np.ndarray, list[float]]:
