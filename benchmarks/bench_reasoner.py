@@ -25,6 +25,27 @@ Prints the tables and the load average; writes ``results.json`` and ``cells.csv`
 Run single-threaded on a shared machine (``CELLSCRIBE_THREADS=1``: oversubscribed threads make
 llama.cpp and torch several times slower).
 
+Parts can run separately into one ``--out`` (``--skip-large`` / ``--skip-small`` with ``--merge``);
+the table then combines them.
+
+Last run (2 shared cores, 1 thread, load average 3.5-6 from other jobs; 40 held-out cells, 10 for
+throughput; ``--n-cells 40 --skip-large``, then ``--n-cells 40 --n-throughput 10 --skip-small --merge``):
+
+    setting               exact  agreement
+    SmolLM2 base          0.150  0.312
+    SmolLM2 + stage 1     0.325  0.550     (agreement vs base: 22 cells better, 8 worse, Wilcoxon p 0.014)
+    SmolLM2 + stage 2     0.175  0.425
+    SmolLM2 + stage 3     0.200  0.450
+    1.5B zero-shot        0.175  0.312
+    1.5B k-shot (1/type)  0.200  0.312
+    throughput, k-shot prompt (2,056 shared tokens): naive 0.91 cells/min, fast 3.38 cells/min, 3.70x,
+    labels identical (load 5.6 during the naive pass, 3.6 during the fast one)
+    fine-tuning (71 / 120 / 107 examples, 40 / 10 / 20 steps, lr 2e-3, top 8 layers, rank 16):
+    344 s / 64 s / 157 s, peak RSS 2.2 GB
+
+A constant "Dendritic" answer would score 0.35 exact on these 40 cells (pbmc68k_reduced's
+``bulk_labels`` make Dendritic the largest class); no setting here beats it.
+
     CELLSCRIBE_THREADS=1 .venv/bin/python benchmarks/bench_reasoner.py                # the full run
     CELLSCRIBE_THREADS=1 .venv/bin/python benchmarks/bench_reasoner.py --n-cells 10 --n-throughput 4 \\
         --steps 2,1,1 --out /tmp/bench_reasoner_smoke                               # smoke run
