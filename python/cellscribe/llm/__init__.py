@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from ._base import Backend, ChatResponse, Message, ModelIdentity, Usage
+from ._base import Backend, ChatResponse, Message, ModelIdentity, ToolCall, ToolTurn, Usage
 from ._constants import DEFAULT_OLLAMA_MODEL, ollama_host
 from ._errors import (
     APIStatusError,
@@ -51,7 +51,7 @@ __all__ = [
     "APIStatusError", "APITimeoutError", "AuthenticationError", "Backend", "BackendUnavailableError",
     "BACKENDS", "BACKEND_NAMES", "ChatResponse", "LLMError", "LlamaCppBackend", "Message", "ModelIdentity",
     "ModelNotFoundError", "OllamaBackend", "OpenAIBackend", "OutputFormatError", "RateLimitError",
-    "ServerError", "TransformersBackend", "Usage", "get_backend", "ollama_models",
+    "ServerError", "ToolCall", "ToolTurn", "TransformersBackend", "Usage", "get_backend", "ollama_models",
 ]
 
 

@@ -13,6 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..errors import InputError
 from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_S
 from ._retry import retrying
 
@@ -89,6 +90,29 @@ class ModelIdentity:
         return asdict(self)
 
 
+@dataclass
+class ToolCall:
+    """One function call the model asked for: ``arguments`` already parsed from JSON."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass
+class ToolTurn:
+    """The model's reply in a tool-calling conversation.
+
+    ``message`` is the assistant message to append to the conversation as it is; the answer is
+    final when ``tool_calls`` is empty (then ``content`` holds it).
+    """
+
+    content: str
+    tool_calls: list[ToolCall]
+    message: dict[str, Any]
+    elapsed_s: float = 0.0
+
+
 class Backend(abc.ABC):
     """A chat model.
 
@@ -160,6 +184,44 @@ class Backend(abc.ABC):
         max_tokens: int,
     ) -> ChatResponse:
         """One attempt; raise the typed errors of :mod:`cellscribe.llm._errors`."""
+
+    def chat_tools(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        *,
+        temperature: float = 0.0,
+        seed: int = 0,
+        max_tokens: int = 512,
+    ) -> ToolTurn:
+        """One turn of a tool-calling conversation (OpenAI's function-calling format), retrying
+        transient failures like :meth:`chat`.
+
+        ``tools`` are ``{"type": "function", "function": {"name", "description", "parameters"}}``
+        objects; answer a :class:`ToolCall` by appending :meth:`tool_message`. Backends without
+        tool calls raise :class:`~cellscribe.errors.InputError`.
+        """
+        if type(self)._chat_tools is Backend._chat_tools:
+            raise InputError(
+                f"The {self.name} backend cannot call tools. Agentic annotation needs an OpenAI-compatible "
+                "server with tool calls (backend='openai': OpenAI, vLLM, llama.cpp's server, Ollama's /v1); "
+                "mode='grounded' works with every backend."
+            )
+        start = time.perf_counter()
+        turn = retrying(self.max_retries)(
+            self._chat_tools, messages, tools, temperature=temperature, seed=seed, max_tokens=max_tokens
+        )
+        turn.elapsed_s = time.perf_counter() - start
+        return turn
+
+    def _chat_tools(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], *, temperature: float,
+                    seed: int, max_tokens: int) -> ToolTurn:
+        """One tool-calling attempt; backends that support tools override it."""
+        raise NotImplementedError
+
+    def tool_message(self, call: ToolCall, content: str) -> dict[str, Any]:
+        """The message that answers ``call`` with ``content`` (a JSON string)."""
+        return {"role": "tool", "tool_call_id": call.id, "content": content}
 
     def check(self) -> None:  # noqa: B027 - optional hook; backends that can check override it
         """Raise a typed error if the backend cannot serve its model (server down, model missing)."""

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import httpx
 
 from ..errors import InputError
-from ._base import Backend, ChatResponse, Message, ModelIdentity, Usage
+from ._base import Backend, ChatResponse, Message, ModelIdentity, ToolCall, ToolTurn, Usage
 from ._constants import DEFAULT_API_KEY_ENV, DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_OPENAI_MODEL
 from ._errors import (
     APITimeoutError,
@@ -52,6 +52,10 @@ class OpenAIBackend(Backend):
         ``"auto"`` (see the module docstring), ``"json_schema"``, ``"json_object"`` or ``"none"``.
     max_concurrency
         Parallel requests.
+    tool_results
+        How tool results go back in agentic mode: ``"tool"`` messages (OpenAI's protocol, the
+        default) or ``"user"`` messages naming the call (for llama-cpp-python's server, whose
+        ``chatml-function-calling`` template drops ``tool`` messages).
     """
 
     name = "openai"
@@ -64,6 +68,7 @@ class OpenAIBackend(Backend):
         api_key_env: str = DEFAULT_API_KEY_ENV,
         response_format: ResponseFormat = "auto",
         max_concurrency: int = 4,
+        tool_results: str = "tool",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -80,6 +85,9 @@ class OpenAIBackend(Backend):
         self.response_format = (
             ("json_schema" if self.is_openai else "json_object") if response_format == "auto" else response_format
         )
+        if tool_results not in ("tool", "user"):
+            raise InputError(f"tool_results must be 'tool' or 'user'; got {tool_results!r}.")
+        self.tool_results = tool_results
         key = os.environ.get(api_key_env)
         if not key and self.is_openai:
             raise AuthenticationError(
@@ -159,6 +167,43 @@ class OpenAIBackend(Backend):
             finish_reason=choice.finish_reason, usage=usage,
             reasoning=getattr(choice.message, "reasoning_content", None),
         )
+
+    def _chat_tools(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], *, temperature: float,
+                    seed: int, max_tokens: int) -> ToolTurn:
+        import json
+
+        kwargs: dict[str, Any] = {"max_completion_tokens" if self.is_openai else "max_tokens": max_tokens}
+        with self._errors():
+            r = self._client.chat.completions.create(
+                model=self.model, messages=messages, tools=tools, tool_choice="auto", temperature=temperature,
+                seed=seed, **kwargs,
+            )
+        if not r.choices:
+            raise status_error(f"The server at {self.base_url} returned no choices.", 502)
+        msg = r.choices[0].message
+        calls = []
+        for tc in msg.tool_calls or []:
+            try:
+                args = json.loads(tc.function.arguments or "{}")
+            except ValueError:
+                args = {"_unparsed": tc.function.arguments}
+            calls.append(ToolCall(id=tc.id, name=tc.function.name, arguments=args if isinstance(args, dict) else {}))
+        message: dict[str, Any] = {"role": "assistant", "content": msg.content or ""}
+        if calls:
+            message["tool_calls"] = [{"id": c.id, "type": "function",
+                                      "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+                                     for c in calls]
+        return ToolTurn(content=msg.content or "", tool_calls=calls, message=message)
+
+    def tool_message(self, call: ToolCall, content: str) -> dict[str, Any]:
+        """A ``tool`` message (OpenAI's protocol), or with ``tool_results="user"`` a user message
+        naming the call: llama-cpp-python's ``chatml-function-calling`` template drops ``tool``
+        messages, so its server never shows the model the result otherwise."""
+        if self.tool_results == "user":
+            import json
+
+            return {"role": "user", "content": f"Result of {call.name}({json.dumps(call.arguments)}): {content}"}
+        return {"role": "tool", "tool_call_id": call.id, "content": content}
 
     def close(self) -> None:
         self._client.close()
