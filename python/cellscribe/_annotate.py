@@ -121,7 +121,11 @@ def annotate(
         ``"llm"`` (default): the model names the type. ``"grounded"``: candidates from marker
         databases (CellMarker 2.0, singleCellBase) re-ranked by a learned model, which chooses; the
         model explains the choice (:mod:`cellscribe.grounded`).
-        ``"markers"``: the re-ranked candidates alone, no model, no explanation. Both add the
+        ``"markers"``: the re-ranked candidates alone, no model, no explanation. ``"agentic"``
+        (backends with tool calls: ``backend="openai"`` against OpenAI, vLLM, llama.cpp's server or
+        Ollama's ``/v1``): the model calls local tools (marker lookup, gene facts, the Cell Ontology;
+        a ``web_search=`` function only when given) and names the type, then explains it
+        (:mod:`cellscribe.grounded._agent`); it also adds ``agent_tools``. All three add the
         columns ``cl_id``, ``cl_name`` (``"unmapped"`` when no marker is known),
         ``evidence_genes``, ``candidates`` and ``chosen_by``; ``confidence`` is then the
         re-ranker's probability (calibrated on the GPTCelltype benchmark); ``style``,
@@ -142,9 +146,21 @@ def annotate(
         raise InputError(f"on_error must be 'raise' or 'keep'; got {on_error!r}.")
     if style == "markdown" and not explain:
         raise InputError("style='markdown' always explains; use style='json' with explain=False for labels only.")
-    if mode not in ("llm", "grounded", "markers"):
-        raise InputError(f"mode must be 'llm', 'grounded' or 'markers'; got {mode!r}.")
+    if mode not in ("llm", "grounded", "markers", "agentic"):
+        raise InputError(f"mode must be 'llm', 'grounded', 'markers' or 'agentic'; got {mode!r}.")
+    web_search = backend_options.pop("web_search", None)
+    if web_search is not None and (mode != "agentic" or not callable(web_search)):
+        raise InputError("web_search= takes a function (query -> text) and only applies to mode='agentic'.")
     table = read_markers(markers, species=species, top_n=top_n)
+    if mode == "agentic":
+        from .grounded._agent import annotate_table_agentic
+
+        return annotate_table_agentic(
+            table, tissue=tissue, be=get_backend(backend, model=model, **backend_options), explain=explain,
+            params={"temperature": temperature, "seed": seed, "max_tokens": max_tokens or MAX_TOKENS["json"],
+                    "top_n": top_n, "explain": explain, "tissue": tissue, "species": species, "mode": mode},
+            cache=cache, progress=settings.progress if progress is None else progress, on_error=on_error,
+            max_format_retries=max_format_retries, web_search=web_search)
     if mode != "llm":
         from .grounded._annotate import annotate_table
 

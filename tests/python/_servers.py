@@ -50,8 +50,8 @@ def wait_http(url: str, timeout: float = 180.0, proc: subprocess.Popen | None = 
 class LlamaServer:
     """``python -m llama_cpp.server`` on 127.0.0.1 with a real model."""
 
-    def __init__(self, model: Path, alias: str = "local-qwen") -> None:
-        self.model, self.alias = model, alias
+    def __init__(self, model: Path, alias: str = "local-qwen", chat_format: str | None = None) -> None:
+        self.model, self.alias, self.chat_format = model, alias, chat_format
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self.proc: subprocess.Popen | None = None
@@ -60,7 +60,8 @@ class LlamaServer:
         self.log = tempfile.TemporaryFile(mode="w+")  # a pipe would fill up and stall the server
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model), "--model_alias", self.alias,
-             "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "4096", "--verbose", "false"],
+             "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "4096", "--verbose", "false",
+             *(["--chat_format", self.chat_format] if self.chat_format else [])],
             stdout=self.log, stderr=subprocess.STDOUT, text=True,
         )
         try:
