@@ -101,11 +101,18 @@ def test_benchmark_runs_scores_and_resumes_from_the_cache(smollm_path, small_tab
     first = json.loads((out / "provenance.json").read_text())
     assert first["answered_now"] == 2 and first["model"] == "smollm2-135m" and first["seconds_per_answer"] > 0
 
-    # rerun: every answer comes from the cache, same predictions; --limit and --mode pass through
+    # rerun: every answer comes from the cache, same predictions; --limit passes through
     calls.clear()
-    res = runner.invoke(app, [*args, "--limit", "1", "--mode", "markers"])
+    res = runner.invoke(app, [*args, "--limit", "1"])
     assert res.exit_code == 0, res.output
     again = json.loads((out / "provenance.json").read_text())
     assert again["answered_now"] == 0 and again["from_cache"] == 1
     assert pd.read_csv(out / "predictions.csv")["prediction"].tolist() == rows["prediction"].tolist()[:1]
+    assert len(calls) == 1 and "mode" not in calls[0]
+    # --mode passes through: markers = the marker databases' answer, no model (a Cell Ontology name)
+    calls.clear()
+    res = runner.invoke(app, [*args, "--limit", "1", "--mode", "markers"])
+    assert res.exit_code == 0, res.output
     assert [c["mode"] for c in calls] == ["markers"]
+    markers_rows = pd.read_csv(out / "predictions.csv")
+    assert markers_rows["pred_cl_id"].str.startswith("CL:").all()
