@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from .errors import InputError
@@ -241,9 +242,10 @@ def _write(adata: AnnData, df: pd.DataFrame, out: Path, *, name: str, tissue: st
     files["report"] = write_report(df, out / "report.html", title=title, images=images, extra_columns=extra)
     files["report_md"] = write_report(df, out / "report.md", title=title, images=images, extra_columns=extra)
     flat = df.copy()
-    for col in ("bullets", "supporting_markers", "markers"):
+    for col in ("bullets", "supporting_markers", "markers", "evidence_genes", "candidates"):
         if col in flat:
-            flat[col] = flat[col].map(lambda v: "; ".join(v) if isinstance(v, (list, tuple)) else v)
+            flat[col] = flat[col].map(
+                lambda v: "; ".join(map(str, v)) if isinstance(v, (list, tuple, np.ndarray)) else v)
     files["csv"] = out / "annotations.csv"
     flat.to_csv(files["csv"], index=False)
     files["h5ad"] = out / "annotated.h5ad"

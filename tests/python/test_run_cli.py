@@ -140,6 +140,8 @@ def test_run_pbmc68k_reduced_end_to_end(qwen15_path, tmp_path):
     # grounded by default: every label carries a Cell Ontology ID, the B cells CL:0000236 or a subtype
     assert adata.obs["cellscribe_cl_id"].str.match(r"^(CL:\d{7}|unmapped)$").all()
     assert b["cl_id"].startswith("CL:") and adata.uns["cellscribe"]["params"]["mode"] == "grounded"
+    # list columns are "; "-joined in the CSV (after the round trip through uns they are numpy arrays)
+    assert not table["evidence_genes"].str.contains(r"[\[\]']").any() and "; " in table["candidates"].iloc[0]
     html = (out / "report.html").read_text()
     assert html.count('<div class="card">') == n_clusters and html.count("data:image/png;base64,") == 2
     assert html.count("<b>Cell Ontology:</b>") == n_clusters

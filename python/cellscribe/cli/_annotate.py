@@ -8,6 +8,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import pandas as pd
 import typer
 from rich.console import Console
@@ -40,7 +41,7 @@ def render(df: pd.DataFrame, fmt: Format) -> str:
     if fmt is Format.csv:
         flat = df.copy()
         for col in [c for c in _LISTS if c in flat.columns]:
-            flat[col] = flat[col].map(lambda v: "; ".join(v) if isinstance(v, list) else v)
+            flat[col] = flat[col].map(lambda v: "; ".join(map(str, v)) if _is_list(v) else v)
         return flat.drop(columns=["cached", "seconds"], errors="ignore").to_csv(index=False)
     if fmt is Format.markdown:
         parts = []
@@ -59,11 +60,16 @@ def render(df: pd.DataFrame, fmt: Format) -> str:
         table.add_row(str(r["cluster"]), str(r.get("label") or ""),
                       *([str(r.get("cl_id") or "unmapped")] if grounded else []), str(r.get("broad_lineage") or ""),
                       "" if conf is None or pd.isna(conf) else f"{conf:.2f}",
-                      ", ".join(genes if isinstance(genes, list) else []))
+                      ", ".join(map(str, genes)) if _is_list(genes) else "")
     console = Console(record=True, width=120)
     with console.capture() as cap:
         console.print(table)
     return cap.get()
+
+
+def _is_list(v: object) -> bool:
+    """Lists, tuples and numpy arrays (what lists become after a round trip through ``adata.uns``)."""
+    return isinstance(v, (list, tuple, np.ndarray))
 
 
 def _plain(v: object) -> object:
