@@ -30,7 +30,7 @@ import pandas as pd
 
 from ..llm import Backend, ToolCall
 from ..llm._errors import LLMError, OutputFormatError
-from ._annotate import EXTRA_COLUMNS, SYSTEM, UNMAPPED, _ask, candidates, messages, schema
+from ._annotate import EXTRA_COLUMNS, SYSTEM, UNMAPPED, _ask, candidates, finish_table, messages, schema
 from ._retrieval import Candidate
 
 log = logging.getLogger(__name__)
@@ -216,7 +216,7 @@ def annotate_table_agentic(table: Any, *, tissue: str | None, be: Backend, expla
     from datetime import datetime, timezone
 
     from .. import __version__, prompts
-    from .._annotate import COLUMNS, AnnotationError, _open_cache, _progress
+    from .._annotate import COLUMNS, _open_cache, _progress
     from ..cache import make_key
 
     if type(be)._chat_tools is Backend._chat_tools:  # fail before any work, with chat_tools' clear message
@@ -256,18 +256,11 @@ def annotate_table_agentic(table: Any, *, tissue: str | None, be: Backend, expla
     finally:
         if store is not None:
             store.close()
-    columns = COLUMNS + EXTRA_COLUMNS + ["agent_tools"] + (["error"] if failures else [])
-    df = pd.DataFrame.from_records(rows, columns=columns)
-    df["confidence"] = pd.to_numeric(df["confidence"], errors="coerce")
-    df.attrs["provenance"] = {
+    provenance = {
         "cellscribe_version": __version__, **identity.to_dict(), "mode": "agentic", "prompt_hash": prompt_hash,
         "tools": [t["function"]["name"] for t in tools(web_search=web_search is not None)],
         "parameters": params, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "n_clusters": len(table.genes), "dropped_clusters": dict(table.dropped),
     }
-    df.attrs["stats"] = {"model_calls": calls, "cache_hits": int(df["cached"].eq(True).sum()), "failed": len(failures)}
-    if failures and on_error == "raise":
-        listing = "; ".join(f"{c}: {m}" for c, m in failures.items())
-        raise AnnotationError(f"{len(failures)} of {len(rows)} cluster(s) failed ({listing}).",
-                              partial=df, failures=failures)
-    return df
+    return finish_table(rows, failures, columns=COLUMNS + EXTRA_COLUMNS + ["agent_tools"], provenance=provenance,
+                        calls=calls, on_error=on_error)

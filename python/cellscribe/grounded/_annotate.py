@@ -205,7 +205,7 @@ def annotate_table(table: Any, *, tissue: str | None, species: str, be: Backend 
     from datetime import datetime, timezone
 
     from .. import __version__, prompts
-    from .._annotate import COLUMNS, AnnotationError, _open_cache, _progress
+    from .._annotate import COLUMNS, _open_cache, _progress
 
     key_identity = None
     identity = None
@@ -234,15 +234,12 @@ def annotate_table(table: Any, *, tissue: str | None, species: str, be: Backend 
     finally:
         if store is not None:
             store.close()
-    columns = COLUMNS + EXTRA_COLUMNS + (["error"] if failures else [])
-    df = pd.DataFrame.from_records(rows, columns=columns)
-    df["confidence"] = pd.to_numeric(df["confidence"], errors="coerce")
     import hashlib
 
     template = prompts.read_template(TEMPLATE) + prompts.read_template(EXPLAIN_TEMPLATE)
 
     reranker = default_reranker()
-    df.attrs["provenance"] = {
+    provenance = {
         "cellscribe_version": __version__,
         **(identity.to_dict() if identity else {"backend": None, "model": None}),
         "mode": "grounded" if be is not None else "markers",
@@ -253,6 +250,20 @@ def annotate_table(table: Any, *, tissue: str | None, species: str, be: Backend 
         "parameters": params, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "n_clusters": len(table.genes), "dropped_clusters": dict(table.dropped),
     }
+    return finish_table(rows, failures, columns=COLUMNS + EXTRA_COLUMNS, provenance=provenance, calls=calls,
+                        on_error=on_error)
+
+
+def finish_table(rows: list[dict[str, Any]], failures: dict[str, str], *, columns: list[str],
+                 provenance: dict[str, Any], calls: int, on_error: str) -> pd.DataFrame:
+    """The result table of a grounded or agentic run: rows in ``columns`` (plus ``error`` when a
+    cluster failed), ``attrs`` provenance and stats; raises :class:`AnnotationError` with the
+    partial table when ``on_error="raise"`` and a cluster failed."""
+    from .._annotate import AnnotationError
+
+    df = pd.DataFrame.from_records(rows, columns=columns + (["error"] if failures else []))
+    df["confidence"] = pd.to_numeric(df["confidence"], errors="coerce")
+    df.attrs["provenance"] = provenance
     df.attrs["stats"] = {"model_calls": calls, "cache_hits": int(df["cached"].eq(True).sum()),
                          "failed": len(failures)}
     if failures and on_error == "raise":
