@@ -17,8 +17,14 @@
 #'   (`.whl`). Defaults to `getOption("cellscribe.source")`, then the environment variable
 #'   `CELLSCRIBE_SOURCE`, then the working directory or one of its parents when it is the
 #'   cellscribe source tree.
-#' @param python The Python used to create the virtualenv (3.10 or later). Defaults to `python3`
-#'   on the `PATH`; on Debian `/usr/bin/python3` embeds best in R.
+#' @param python The Python used to create the virtualenv. `NULL` (the default) tries, in order,
+#'   `/usr/bin/python3` (the system Python, which embeds best in R), then `python3` and the other
+#'   `python3.x` and `python` on the `PATH`, and takes the first that works; a message says which
+#'   one and why, and why any earlier one was passed over. Each is checked by running it from R
+#'   (with R's environment, as the installation will): Python 3.10 or later, and the modules
+#'   `venv`, `ssl` (pip needs it to reach PyPI) and `ensurepip` (Debian: package `python3-venv`).
+#'   A `python` given here gets the same check, and an error naming the problem and the fix when
+#'   it fails.
 #' @param model Local model to prepare (`"qwen2.5-coder-1.5b"`, `"qwen2.5-coder-0.5b"`,
 #'   `"smollm2-135m"`); `NULL` to skip.
 #' @param constraints A pip constraints file; defaults to `requirements/constraints.txt` of the
@@ -52,11 +58,7 @@ cellscribe_install <- function(envname = "r-cellscribe", source = NULL, python =
     candidate <- file.path(user_cache_dir(), "wheels")
     if (dir.exists(candidate)) find_links <- candidate
   }
-  python <- python %||% unname(Sys.which("python3"))
-  if (!nzchar(python) || !file.exists(python)) {
-    stop("No python3 found to create the virtualenv: install Python 3.10 or later ",
-         "(Debian: apt install python3 python3-venv) or pass python =.", call. = FALSE)
-  }
+  python <- if (is.null(python)) choose_python() else given_python(python)
   if (force && reticulate::virtualenv_exists(envname)) {
     reticulate::virtualenv_remove(envname, confirm = FALSE)
   }
@@ -138,4 +140,139 @@ run_checked <- function(command, args, failure) {
   status <- system2(command, args)
   if (!identical(as.integer(status), 0L)) stop(failure, call. = FALSE)
   invisible(status)
+}
+
+# Choosing the Python that creates the virtualenv -------------------------------------------------
+
+# Pythons to try when `python =` is not given, in order: Debian's /usr/bin/python3 (it embeds best
+# in R), then python3 on the PATH, then other names on the PATH. Duplicates are dropped.
+python_candidates <- function() {
+  system <- if (file.exists("/usr/bin/python3")) "/usr/bin/python3"
+  on_path <- unname(Sys.which(c("python3", "python3.13", "python3.12", "python3.11", "python3.10",
+                                "python")))
+  unique(c(system, on_path[nzchar(on_path)]))
+}
+
+# What a Python must have to make cellscribe's virtualenv: reticulate runs `python -m venv`, which
+# runs ensurepip to put pip in it, and pip needs ssl to reach PyPI.
+python_probe <- paste(
+  "import sys",
+  "print('version %d.%d.%d' % sys.version_info[:3])",
+  "for name in ('venv', 'ssl', 'ensurepip'):",
+  "    try:",
+  "        module = __import__(name)",
+  "        if name == 'ensurepip': module.version()",
+  "        print('ok ' + name)",
+  "    except BaseException as e:",
+  "        print('missing %s %s: %s' % (name, type(e).__name__, ' '.join(str(e).split())))",
+  sep = "\n"
+)
+
+# Runs `python` the way cellscribe_install() will (system2, with R's environment) and checks it.
+# Returns a list: ok, python, version (NA when it did not run) and problem (NULL when ok; else one
+# line "<python>: <what is wrong> (<why>); <the fix>").
+check_python <- function(python) {
+  out <- list(ok = FALSE, python = python, version = NA_character_, problem = NULL)
+  fail <- function(what) {
+    out$problem <- sprintf("%s: %s", python, what)
+    out
+  }
+  if (!nzchar(python)) return(fail("empty path"))
+  if (!file.exists(python)) return(fail("does not exist"))
+  if (dir.exists(python)) return(fail("is a folder, not a python executable"))
+  stdout <- tempfile()
+  stderr <- tempfile()
+  on.exit(unlink(c(stdout, stderr)), add = TRUE)
+  status <- suppressWarnings(tryCatch(
+    system2(python, c("-c", shQuote(python_probe)), stdout = stdout, stderr = stderr),
+    error = function(e) {
+      cat(conditionMessage(e), file = stderr)
+      127L
+    }
+  ))
+  lines <- if (file.exists(stdout)) readLines(stdout, warn = FALSE) else character()
+  said <- if (file.exists(stderr)) trimws(readLines(stderr, warn = FALSE)) else character()
+  version <- sub("^version ", "", grep("^version [0-9]", lines, value = TRUE)[1])
+  if (!identical(as.integer(status), 0L) || is.na(version)) {
+    said <- c(said[nzchar(said)], trimws(lines[nzchar(trimws(lines))]))[1]
+    return(fail(sprintf("does not run as Python (exit status %s%s)", status,
+                        if (!is.na(said)) paste0(": ", said) else "")))
+  }
+  out$version <- version
+  if (numeric_version(version) < "3.10") {
+    return(fail(sprintf("Python %s is older than 3.10; install Python 3.10 or later", version)))
+  }
+  missing <- sub("^missing ", "", grep("^missing ", lines, value = TRUE))
+  if (length(missing)) {
+    modules <- sub(" .*", "", missing)
+    whys <- sub("^[^ ]+ ", "", missing)
+    fixes <- unique(vapply(seq_along(modules), function(i) {
+      if (grepl("undefined symbol", whys[i], fixed = TRUE)) {
+        # e.g. a pyenv Python built with --enable-shared: R's LD_LIBRARY_PATH puts the system's
+        # libpython first, so its compiled modules fail to load in R (embedded as well).
+        return(sprintf(paste("with R's LD_LIBRARY_PATH (%s) it loads another Python's libpython,",
+                             "so pip run from R would fail; use another Python"),
+                       Sys.getenv("LD_LIBRARY_PATH")))
+      }
+      switch(modules[i],
+        ssl = paste("pip cannot reach PyPI without ssl; use a Python built with OpenSSL",
+                    "(for pyenv: install libssl-dev, then rebuild that Python)"),
+        paste("it cannot create a virtualenv with pip; install the venv module",
+              "(Debian/Ubuntu: sudo apt install python3-venv)"))
+    }, character(1)))
+    return(fail(sprintf("cannot import %s; %s",
+                        paste(sprintf("%s (%s)", modules, whys), collapse = ", "),
+                        paste(fixes, collapse = "; "))))
+  }
+  out$ok <- TRUE
+  out
+}
+
+# The first candidate that passes check_python(), with a message saying which one and why; an error
+# listing every candidate's problem when none does.
+choose_python <- function(candidates = python_candidates()) {
+  problems <- character()
+  for (i in seq_along(candidates)) {
+    check <- check_python(candidates[i])
+    if (check$ok) {
+      why <- if (identical(candidates[i], "/usr/bin/python3")) {
+        "the system Python, which embeds best in R"
+      } else {
+        "found on the PATH"
+      }
+      message(sprintf("Using %s (Python %s) to create the virtualenv: %s; it has venv, ssl and ensurepip%s.",
+                      candidates[i], check$version, why,
+                      if (length(problems)) sprintf(" (%d earlier candidate(s) unusable)",
+                                                    length(problems)) else ""))
+      return(candidates[i])
+    }
+    message("Not using ", check$problem)
+    problems <- c(problems, check$problem)
+  }
+  if (!length(candidates)) problems <- "no python3 (or python) found on the PATH"
+  stop(paste0("No usable Python (3.10 or later, with venv, ssl and ensurepip) to create the ",
+              "virtualenv:\n", paste0("  * ", problems, collapse = "\n"),
+              "\nInstall one (Debian/Ubuntu: sudo apt install python3 python3-venv), or pass ",
+              "python = \"/path/to/python3\"."), call. = FALSE)
+}
+
+# A `python =` given by the user: used as it is when it passes check_python(), else an error.
+given_python <- function(python) {
+  if (!is.character(python) || length(python) != 1 || is.na(python)) {
+    stop(sprintf("`python` must be the path of a Python executable; got %s.", describe_class(python)),
+         call. = FALSE)
+  }
+  resolved <- if (grepl("/", python, fixed = TRUE)) path.expand(python) else unname(Sys.which(python))
+  check <- check_python(if (nzchar(resolved)) resolved else python)
+  if (!check$ok) {
+    alternative <- if (file.exists("/usr/bin/python3") && !identical(resolved, "/usr/bin/python3")) {
+      " or pass python = \"/usr/bin/python3\""
+    } else {
+      " or pass python = another Python 3.10 or later"
+    }
+    stop(sprintf("The python given cannot create cellscribe's virtualenv: %s. Fix it%s, or leave python = unset to let cellscribe_install() choose.",
+                 check$problem, alternative), call. = FALSE)
+  }
+  message(sprintf("Using %s (Python %s) to create the virtualenv, as given.", resolved, check$version))
+  resolved
 }
