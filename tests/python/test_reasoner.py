@@ -19,7 +19,7 @@ import scanpy as sc
 from cellscribe import reasoner
 from cellscribe.errors import InputError
 from cellscribe.llm import OutputFormatError, get_backend
-from cellscribe.llm._decoding import plan
+from cellscribe.llm._decoding import _cut, plan
 
 CANDIDATES = ["CD14+ Monocyte", "CD19+ B", "CD34+", "CD56+ NK", "Dendritic"]
 
@@ -100,6 +100,21 @@ def test_parsing_reports_what_is_wrong():
 # --------------------------------------------------------------------------- exact choices, the run
 
 
+def test_evidence_keeps_its_length_limit_whatever_a_backend_writes():
+    """The 72-character limit is the code's promise, not the model's: a server backend that writes
+    longer items gets them shortened at a word, and the embedded decoder cuts a value whose last
+    token runs past the limit (without breaking the JSON escape it may end in)."""
+    long = "GNLY: granulysin marks cytotoxic NK and CD8 T cells, released with perforin and granzymes"
+    answer = reasoner.CellAnswer(evidence=[long, "CD3D: T cell receptor", long * 3], label="CD56+ NK")
+    assert all(len(e) <= 72 for e in answer.evidence) and answer.evidence[1] == "CD3D: T cell receptor"
+    assert answer.evidence[0].endswith("…") and answer.evidence[0].startswith("GNLY: granulysin marks")
+    assert _cut(long.encode(), 72) == long[:72].encode()
+    assert _cut(b"CD3D \\u00e9 and \\", 17) == b"CD3D \\u00e9 and "  # no dangling backslash
+    assert _cut("CD3D \\u00e9".encode(), 9) == b"CD3D "  # no half of a \\uXXXX escape
+    for cut in (_cut(b"a \\\\ " * 40, n) for n in range(1, 80)):
+        json.loads(b'"' + cut + b'"')
+
+
 @pytest.mark.model
 def test_candidate_labels_are_decoded_exactly(smollm_path, split):
     """A string enum in the schema is decoded as a choice among the candidates' tokens, and long
@@ -118,6 +133,7 @@ def test_candidate_labels_are_decoded_exactly(smollm_path, split):
 
 
 @pytest.mark.model
+@pytest.mark.slow
 def test_annotate_cells_writes_labels_clusters_and_never_repeats_work(smollm_path, split):
     reference, query = split
     cells = query[:6]
@@ -179,6 +195,7 @@ def test_knowledge_pairs_come_from_cellmarker_and_the_cell_ontology():
 
 
 @pytest.mark.model
+@pytest.mark.slow
 def test_lora_lowers_the_loss_and_the_adapter_loads_and_generates(smollm_path, split, tmp_path):
     """A few LoRA steps on real reference cells lower the loss on held-out cells; the saved adapter
     loads into the transformers backend (base + adapter merged) and answers through annotate_cells."""

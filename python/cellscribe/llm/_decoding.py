@@ -175,6 +175,19 @@ def _string_end(max_sentences: int | None) -> Callable[[bytes, int], int]:
     return end
 
 
+def _cut(buf: bytes, max_chars: int) -> bytes:
+    """The first ``max_chars`` characters of a JSON string value's bytes, without a dangling
+    escape (a trailing backslash would swallow the closing quote)."""
+    text = buf.decode("utf-8", "ignore")[:max_chars]
+    for drop in range(6):  # a cut escape (a lone backslash, half of \\uXXXX) would break the JSON
+        try:
+            json.loads(f'"{text[:len(text) - drop]}"')
+            return text[:len(text) - drop].encode("utf-8")
+        except ValueError:
+            continue
+    return text.encode("utf-8")  # invalid for another reason than the cut: validation reports it
+
+
 _NUMBER_BYTES = frozenset(b"0123456789.-+eE ")
 
 
@@ -235,7 +248,9 @@ class _Filler:
                 self.finish = "length"
                 break
             if len(buf.decode("utf-8", "ignore")) >= max_chars:
-                if not truncate:
+                if truncate:  # the last token may run past the limit: the value never does
+                    buf = _cut(buf, max_chars)
+                else:
                     self.finish = "length"
                 break
         self.chunks.append(buf)

@@ -60,7 +60,7 @@ class CellAnswer(BaseModel):
                 item = ": ".join(str(x) for x in item.values())
             text = " ".join(str(item).split()).strip(" -*•")
             if text:
-                items.append(text[:MAX_EVIDENCE_CHARS * 2])
+                items.append(shorten(text, MAX_EVIDENCE_CHARS))
         return items
 
     @field_validator("label", mode="before")
@@ -70,6 +70,17 @@ class CellAnswer(BaseModel):
         if not text:
             raise ValueError("label is empty")
         return text
+
+
+def shorten(text: str, max_chars: int) -> str:
+    """``text`` in at most ``max_chars`` characters: cut at the last word that fits, with an
+    ellipsis, when it is longer (whatever a backend wrote, an evidence item keeps its limit)."""
+    if len(text) <= max_chars:
+        return text
+    cut = text[: max_chars - 1]
+    if " " in cut[max_chars // 2:]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:-") + "…"
 
 
 def answer_schema(candidates: list[str] | None = None) -> dict[str, Any]:
