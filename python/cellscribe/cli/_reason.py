@@ -75,7 +75,7 @@ def reason_command(
         options["base_url"] = base_url
     annotate_cells(adata, reference=ref, label_key=label_key, shots=shots, candidates=None if candidates else False,
                    groupby=groupby, n_genes=n_genes, tissue=tissue, species=species, backend=backend, model=model,
-                   seed=seed, cache=cache, progress=err.is_terminal, on_error="keep", **options)
+                   seed=seed, cache=cache, on_error="keep", **options)
     uns = adata.uns["reasoner"]
     stats = uns["stats"]
     line = (f"{stats['cells']} cells ({stats['distinct_sentences']} distinct sentences) with "
@@ -138,7 +138,7 @@ def finetune_command(
                       n_genes=n_genes, tissue=tissue, species=species, knowledge_tissue=knowledge_tissue,
                       n_knowledge=n_knowledge, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
                       learning_rate=learning_rate, lora_r=lora_r, lora_layers=lora_layers, teacher=teacher,
-                      seed=seed, progress=err.is_terminal)
+                      seed=seed)
     table = Table()
     for col in ("stage", "examples", "steps", "seconds", "train loss", "held-out loss", "peak MB"):
         table.add_column(col)

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .._settings import settings
+from ..progress import Progress
 from ._descriptions import gene_descriptions
 from ._embedders import TextEmbedder, get_embedder
 
@@ -116,7 +117,7 @@ def gene_embeddings(
         if todo:
             by_hash = dict(zip(hashes, texts, strict=True))
             log.info("embedding %d new gene descriptions with %s", len(todo), emb.key)
-            for batch in _progress(todo, emb.batch_size, progress, f"Embedding genes ({emb.key})"):
+            for batch in _batches(todo, emb.batch_size, progress, f"embedding gene descriptions with {emb.key}"):
                 vecs = emb.embed([by_hash[h] for h in batch])
                 store.put(emb.key, batch, vecs)
                 found.update(zip(batch, vecs, strict=True))
@@ -125,18 +126,12 @@ def gene_embeddings(
                           embedder=emb.identity(), n_computed=len(todo), seconds=time.perf_counter() - start)
 
 
-def _progress(items: list[str], size: int, show: bool | None, label: str) -> Iterable[list[str]]:
+def _batches(items: list[str], size: int, show: bool | None, label: str) -> Iterable[list[str]]:
     batches = [items[i:i + size] for i in range(0, len(items), size)]
-    if not (settings.progress if show is None else show):
-        yield from batches
-        return
-    from rich.progress import Progress
-
-    with Progress(transient=True) as bar:
-        task = bar.add_task(label, total=len(items))
+    with Progress(len(items), label, unit="genes", show=show) as advance:
         for b in batches:
             yield b
-            bar.advance(task, len(b))
+            advance(len(b))
 
 
 class _Store:

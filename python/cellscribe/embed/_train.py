@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from .._settings import settings
 from ..errors import InputError
+from ..progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +88,7 @@ def fit(module: nn.Module, inputs: list[torch.Tensor], y: torch.Tensor, config: 
     loss_fn = nn.CrossEntropyLoss()
     history: list[dict[str, float]] = []
     module.train()
-    with _bar(total, label) as advance:
+    with Progress(total, label, unit="steps") as advance:
         for epoch in range(config.epochs):
             start, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
             for rows in torch.randperm(n, generator=gen).split(config.batch_size):
@@ -128,22 +127,3 @@ def infer(module: nn.Module, inputs: list[torch.Tensor], device: torch.device, b
     return np.concatenate(probs), np.concatenate(embs)
 
 
-class _bar:
-    """A rich progress bar over optimisation steps when ``settings.progress`` is on."""
-
-    def __init__(self, total: int, label: str) -> None:
-        self.total, self.label, self.progress = total, label, None
-
-    def __enter__(self) -> Callable[[], None]:
-        if not settings.progress:
-            return lambda: None
-        from rich.progress import Progress
-
-        self.progress = Progress(transient=True)
-        self.progress.start()
-        task = self.progress.add_task(self.label, total=self.total)
-        return lambda: self.progress.advance(task)  # type: ignore[union-attr]
-
-    def __exit__(self, *exc: object) -> None:
-        if self.progress is not None:
-            self.progress.stop()

@@ -216,8 +216,9 @@ def annotate_table_agentic(table: Any, *, tissue: str | None, be: Backend, expla
     from datetime import datetime, timezone
 
     from .. import __version__, prompts
-    from .._annotate import COLUMNS, _open_cache, _progress
+    from .._annotate import COLUMNS, _open_cache
     from ..cache import make_key
+    from ..progress import Progress
 
     if type(be)._chat_tools is Backend._chat_tools:  # fail before any work, with chat_tools' clear message
         be.chat_tools([], [])
@@ -231,7 +232,8 @@ def annotate_table_agentic(table: Any, *, tissue: str | None, be: Backend, expla
     failures: dict[str, str] = {}
     calls = 0
     try:
-        with _progress(progress, len(table.genes), identity.model) as advance:
+        with Progress(len(table.genes), f"annotating (agentic) with {identity.model}", unit="clusters",
+                      show=progress) as advance:
             for cluster, genes in table.genes.items():
                 key = make_key(model=key_identity, messages=[{"role": "agentic", "content": json.dumps(
                     [list(genes), tissue, table.species, explain, prompt_hash, web_search is not None])}],

@@ -15,12 +15,15 @@ Built once per species from CellMarker 2.0 and singleCellBase, then kept as a pi
 from __future__ import annotations
 
 import logging
+import os
 import pickle
+import tempfile
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from ..knowledge._wheeldata import knowledge_dir
+from ..progress import phase
 
 log = logging.getLogger(__name__)
 
@@ -95,20 +98,35 @@ def _read_cached(species: str) -> MarkerIndex:
     from ..knowledge.cellmarker import CELLMARKER_CSV
     from ..knowledge.singlecellbase import SINGLECELLBASE_TXT
 
-    key = f"{CELLMARKER_CSV.sha256[:8]}{SINGLECELLBASE_TXT.sha256[:8]}"
+    # Gene symbols are resolved through org.Hs.eg.db only where it is installed: an index built
+    # without it is not reused once it is there.
+    genes = "g" if _gene_knowledge() else "n"
+    key = f"{CELLMARKER_CSV.sha256[:8]}{SINGLECELLBASE_TXT.sha256[:8]}{genes}"
     path = knowledge_dir() / f"marker-index.{species}.{key}.v{INDEX_VERSION}.pkl"
     try:
         with open(path, "rb") as fh:
             return pickle.load(fh)
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
         pass
-    index = _build(species)
+    with phase(f"building the {species} marker index from CellMarker 2.0 and singleCellBase (first use only, "
+               "about 15 s)"):
+        index = _build(species)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as fh:
-        pickle.dump(index, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    tmp.replace(path)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as fh:
+        pickle.dump(index, fh, protocol=pickle.HIGHEST_PROTOCOL)  # another process may build it too
+    os.replace(fh.name, path)
     return index
+
+
+def _gene_knowledge() -> bool:
+    """Whether org.Hs.eg.db (gene symbols and aliases) can be read."""
+    from ..knowledge import genes
+
+    try:
+        genes.find_database(*genes.ORGDB)
+    except genes.GeneKnowledgeUnavailableError:
+        return False
+    return True
 
 
 def _term_of(name: str, cache: dict[str, str | None]) -> str | None:

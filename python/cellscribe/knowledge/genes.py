@@ -2,11 +2,12 @@
 
 Source: Debian's ``r-bioc-org.hs.eg.db`` (NCBI Gene for human: symbol, full name, gene type,
 aliases, cytogenetic band, Ensembl IDs, GO annotations) and ``r-bioc-go.db`` (GO term names),
-installed by ``scripts/setup.sh r``. Their SQLite files are found through R itself
-(``system.file("extdata", ..., package=...)``) or, without R on the ``PATH``, in the standard R
-library folders. The first use builds a small index of what cellscribe needs,
-``<settings.cache_dir>/knowledge/genes-v1.sqlite`` (a few seconds, ~30 MB), and every later lookup
-reads that index.
+installed by ``scripts/setup.sh r``, or, on a machine without R, unpacked from those Debian
+packages into ``<settings.cache_dir>/debian`` by ``scripts/setup.sh python``. Their SQLite files
+are found through R itself (``system.file("extdata", ..., package=...)``) or, without R on the
+``PATH``, in the standard R library folders and then in that unpacked copy. The first use builds a
+small index of what cellscribe needs, ``<settings.cache_dir>/knowledge/genes-v1.sqlite`` (a few
+seconds, ~30 MB), and every later lookup reads that index.
 
 >>> from cellscribe.knowledge import genes
 >>> f = genes.lookup("MS4A1")
@@ -55,6 +56,7 @@ from typing import Literal
 
 from .._settings import settings
 from ..errors import CellscribeError, InputError
+from ..progress import say
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +216,8 @@ def find_database(package: str, filename: str, debian_package: str) -> Path:
     """Path of a Bioconductor annotation package's SQLite file.
 
     Asks R (``system.file``) once per process when ``Rscript`` is available; otherwise searches
-    ``R_LIBS``, ``R_LIBS_SITE``, ``R_LIBS_USER`` and the standard Debian R library folders.
+    ``R_LIBS``, ``R_LIBS_SITE``, ``R_LIBS_USER``, the standard Debian R library folders and the
+    Debian packages unpacked into ``<settings.cache_dir>/debian`` (no R needed).
 
     Raises
     ------
@@ -225,7 +228,8 @@ def find_database(package: str, filename: str, debian_package: str) -> Path:
     if path is None:
         folders = [p for var in ("R_LIBS", "R_LIBS_SITE", "R_LIBS_USER")
                    for p in os.environ.get(var, "").split(os.pathsep) if p]
-        for folder in (*folders, *_STANDARD_R_LIBS):
+        unpacked = Path(settings.cache_dir) / "debian" / "usr" / "lib" / "R" / "site-library"
+        for folder in (*folders, *_STANDARD_R_LIBS, unpacked):
             candidate = Path(folder).expanduser() / package / "extdata" / filename
             if candidate.is_file():
                 path = candidate
@@ -233,8 +237,8 @@ def find_database(package: str, filename: str, debian_package: str) -> Path:
     if path is None:
         raise GeneKnowledgeUnavailableError(
             f"The gene knowledge base needs the R annotation package {package} ({filename}), which is not "
-            f"installed. Install the Debian package {debian_package}: `scripts/setup.sh r` or "
-            f"`apt-get install r-bioc-org.hs.eg.db r-bioc-go.db`."
+            f"installed. Install the Debian package {debian_package}: `scripts/setup.sh python` unpacks it "
+            f"into the cache without R, or `apt-get install r-bioc-org.hs.eg.db r-bioc-go.db`."
         )
     return path
 
@@ -349,6 +353,7 @@ def _build(path: Path) -> None:
     orgdb = find_database(*ORGDB)
     godb = find_database(*GODB)
     log.info("building the gene index from %s and %s", orgdb, godb)
+    say("building the gene index from org.Hs.eg.db and GO.db (first use only, about 10 s)")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".genes-", suffix=".sqlite")
     os.close(fd)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .._settings import settings
+from ..progress import phase
 from . import local_models
 from ._base import Backend, ChatResponse, Message, ModelIdentity, Usage, strip_extensions
 from ._decoding import Decoder, Grammar, fill_json, generate, plan
@@ -38,10 +39,11 @@ def load_model(path: Path, *, n_ctx: int = 4096, n_threads: int | None = None) -
             from llama_cpp import Llama
 
             try:
-                _LOADED[key] = Llama(
-                    model_path=key[0], n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads,
-                    n_batch=512, verbose=False,
-                )
+                with phase(f"loading {Path(path).name} ({n_threads} thread{'s' * (n_threads > 1)})"):
+                    _LOADED[key] = Llama(
+                        model_path=key[0], n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads,
+                        n_batch=512, verbose=False,
+                    )
             except ValueError as exc:  # llama-cpp-python's error for unreadable files
                 raise ModelNotFoundError(f"llama.cpp could not load {path}: {exc}") from exc
         return _LOADED[key]

