@@ -3,7 +3,7 @@
 Starts a real ``llama_cpp.server`` on loopback with the embedded 1.5B model and
 ``--chat_format chatml-function-calling`` (tool calls in OpenAI's format), runs
 ``cellscribe.annotate(mode="agentic")`` label-only on a seeded sample of ``dev.csv`` rows (the
-same share of every dataset), and ``mode="markers"`` (the re-ranker's choice, no model) on the
+same share of every dataset), and grounded ``explain=False`` (the re-ranker's choice, no model) on the
 same rows; prints mean agreement per dataset for both, how often the agent kept or overrode the
 re-ranker's top candidate, the tools it called, and seconds per cluster.
 
@@ -83,7 +83,7 @@ def main() -> None:
             genes = marker_genes(r["marker"])
             species = species_of(genes)
             tissue = r["tissue"] if isinstance(r["tissue"], str) else None
-            db = cs.annotate({f"row{i}": genes}, tissue=tissue, species=species, mode="markers")
+            db = cs.annotate({f"row{i}": genes}, tissue=tissue, species=species, explain=False)
             t = time.perf_counter()
             ag = cs.annotate({f"row{i}": genes}, tissue=tissue, species=species, mode="agentic", backend="openai",
                              base_url=url, model="qwen-tools", tool_results="user", explain=False, timeout=900,

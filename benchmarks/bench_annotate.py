@@ -84,7 +84,7 @@ print(json.dumps({{"load_s": time.perf_counter() - t}}))""", env)["load_s"]
         for name, genes in markers.items():
             one = {name: genes}
             t = time.perf_counter()
-            df = cs.annotate(one, tissue="PBMC", backend=be, explain=explain, cache=False)
+            df = cs.annotate(one, tissue="PBMC", backend=be, explain=explain, cache=False, mode="llm")
             t_cs = time.perf_counter() - t
             answer = df.iloc[0]
             text = json.dumps({k: answer[k] for k in (("label", "broad_lineage", "confidence", "title", "bullets")
@@ -98,9 +98,9 @@ print(json.dumps({{"load_s": time.perf_counter() - t}}))""", env)["load_s"]
                          "out_tokens": n_out, "bare_tokens": r["usage"]["completion_tokens"], "label": answer["label"]})
 
     # cached rerun (answers stored on the first pass)
-    cs.annotate(markers, tissue="PBMC", backend=be, explain=True)
+    cs.annotate(markers, tissue="PBMC", backend=be, explain=True, mode="llm")
     t = time.perf_counter()
-    df = cs.annotate(markers, tissue="PBMC", backend=be, explain=True)
+    df = cs.annotate(markers, tissue="PBMC", backend=be, explain=True, mode="llm")
     t_cached = (time.perf_counter() - t) / len(markers)
     assert df["cached"].all()
 
@@ -109,7 +109,7 @@ import json
 import cellscribe as cs
 cs.settings.progress = False
 markers = {json.dumps(markers)}
-cs.annotate(markers, tissue="PBMC", backend="llamacpp", model={MODEL!r}, explain=True, cache=False)
+cs.annotate(markers, tissue="PBMC", backend="llamacpp", model={MODEL!r}, explain=True, cache=False, mode="llm")
 hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
 print(json.dumps({{"max_rss_mb": int(hwm.split()[1]) / 1024}}))""", env)["max_rss_mb"]
 

@@ -123,7 +123,7 @@ def main() -> None:
     parser.add_argument("--backend", default="llamacpp")
     parser.add_argument("--model", default="qwen2.5-coder-1.5b")
     parser.add_argument("--explain", action="store_true", help="Ask for explanations too (slower).")
-    parser.add_argument("--mode", default="grounded", choices=["grounded", "llm", "markers"],
+    parser.add_argument("--mode", default="grounded", choices=["grounded", "llm", "agentic"],
                         help="Annotation mode (grounded: marker databases + re-ranker, the model explains).")
     parser.add_argument("--resolution", type=float, default=1.0)
     parser.add_argument("--no-cache", action="store_true", help="Do not use cached model answers.")

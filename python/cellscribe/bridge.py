@@ -44,8 +44,9 @@ def annotate(markers_json: str, options_json: str = "{}") -> str:
     options_json
         Keyword arguments of :func:`cellscribe.annotate` as a JSON object (``tissue``,
         ``species``, ``backend``, ``model``, ``top_n``, ``explain``, ``system_prompt``, backend
-        options, ...). ``progress`` defaults to ``False`` (a terminal progress bar does not suit
-        the R console).
+        options, ...). ``mode`` defaults to grounded, as in Python. Progress goes to standard
+        error as plain lines (R's console, RStudio and logs are not terminals) unless
+        ``progress=False``.
 
     Returns
     -------
@@ -92,7 +93,6 @@ def _annotate(markers_json: str, options_json: str) -> dict[str, Any]:
     levels = payload.get("cluster_levels")
     if levels and "cluster" in markers:
         markers["cluster"] = pd.Categorical(markers["cluster"].astype(str), categories=[str(x) for x in levels])
-    options.setdefault("progress", False)
     try:
         df = annotate_markers(markers, **options)
     except TypeError as exc:  # an unknown keyword from R's `...`

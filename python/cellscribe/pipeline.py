@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ._annotate import DEFAULT_MODE
 from .errors import InputError
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ def run(
     model: str | None = None,
     explain: bool = True,
     top_n: int = 10,
-    mode: str = "grounded",
+    mode: str = DEFAULT_MODE,
     truth: str | None = None,
     out: str | Path | None = None,
     random_state: int = 0,
@@ -126,7 +127,7 @@ def run(
     mode
         ``"grounded"`` (default: marker databases propose Cell Ontology types, a learned re-ranker
         chooses, the model explains; mean agreement 0.60 on the GPTCelltype benchmark against 0.13
-        for the 1.5B model alone), ``"llm"`` (the model names the type) or ``"markers"`` (no model);
+        for the 1.5B model alone), ``"llm"`` (the model names the type) or ``"agentic"``;
         see :func:`cellscribe.annotate`.
     truth
         Column of ``obs`` with expert labels: each cluster's majority expert label goes into the

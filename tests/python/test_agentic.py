@@ -27,6 +27,7 @@ def tool_server(qwen15_path):
 
 
 @pytest.mark.model
+@pytest.mark.slow
 def test_agent_looks_up_markers_names_the_type_and_resumes_from_the_cache(tool_server, gene_index):
     options = {"mode": "agentic", "backend": "openai", "base_url": tool_server.base_url, "model": tool_server.alias,
                "tool_results": "user", "timeout": 600, "explain": False, "tissue": "PBMC"}
@@ -49,7 +50,7 @@ def test_agentic_mode_needs_a_backend_with_tool_calls(smollm_path):
         cs.annotate(MARKERS, mode="agentic", backend="llamacpp", model="smollm2-135m")
     with pytest.raises(InputError, match="web_search= takes a function .* only applies to mode='agentic'"):
         cs.annotate(MARKERS, mode="grounded", backend="llamacpp", web_search=print)
-    with pytest.raises(InputError, match="mode must be 'llm', 'grounded', 'markers' or 'agentic'"):
+    with pytest.raises(InputError, match="mode must be one of 'grounded', 'llm', 'agentic'; got 'agent'"):
         cs.annotate(MARKERS, mode="agent")
 
 

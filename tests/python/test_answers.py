@@ -19,7 +19,8 @@ from cellscribe.errors import InputError
 from cellscribe.llm import OutputFormatError
 
 GOOD = {"label": "CD8+ T cell", "broad_lineage": "T cell", "confidence": 0.8, "title": "Cytotoxic T cells",
-        "bullets": ["CD8A and CD8B mark CD8+ T cells.", "GZMK marks effector memory cells.", "They kill infected cells."]}
+        "bullets": ["CD8A and CD8B mark CD8+ T cells.", "GZMK marks effector memory cells.",
+                    "They kill infected cells."]}
 
 
 def test_valid_json_answer():
@@ -78,7 +79,8 @@ def test_seed_markdown_format_round_trip():
 
 
 def test_markdown_variants_are_repaired():
-    text = "**NK cells**\n\n* GNLY and NKG7 are cytotoxic.\n1. KLRD1 is an NK receptor\n   shared with some T cells.\n+ They kill tumour cells."
+    text = ("**NK cells**\n\n* GNLY and NKG7 are cytotoxic.\n1. KLRD1 is an NK receptor\n   shared with some T cells.\n"
+            "+ They kill tumour cells.")
     parsed = parse_markdown(text)
     assert parsed.title == "NK cells"
     assert parsed.bullets[1] == "KLRD1 is an NK receptor shared with some T cells."
@@ -111,7 +113,8 @@ def test_schema_order_and_extension():
 def test_prompt_puts_genes_last_and_carries_tissue_and_species():
     ps = prompts.load()
     msgs = ps.messages(["CD3D", "CD3E"], tissue="lung", species="mouse", cluster="3", explain=True)
-    assert msgs[0] == {"role": "system", "content": "You are a helpful assistant on gene functions and cellular markers."}
+    system = "You are a helpful assistant on gene functions and cellular markers."
+    assert msgs[0] == {"role": "system", "content": system}
     assert "mouse lung" in msgs[1]["content"] and msgs[1]["content"].endswith("CD3D, CD3E")
 
 
@@ -134,6 +137,7 @@ def test_bad_template_is_a_clear_error():
     with pytest.raises(InputError, match="not valid Jinja2"):
         prompts.load(template="{{ genes ")
     with pytest.raises(InputError, match="Variables available: genes, tissue"):
-        prompts.load(template="{{ nonsense.attr }}").messages(["A"], tissue="", species="human", cluster="0", explain=True)
+        prompts.load(template="{{ nonsense.attr }}").messages(["A"], tissue="", species="human", cluster="0",
+                                                              explain=True)
     with pytest.raises(InputError, match="style must be one of json, markdown"):
         prompts.load("yaml")

@@ -66,6 +66,27 @@ def small_table(gptcelltype_dev, tmp_path):
     return path
 
 
+def test_benchmark_default_is_grounded_without_a_model(small_table, tmp_path, monkeypatch):
+    """With no --mode the benchmark scores what a user gets by default: grounded (re-ranked marker
+    databases), label only, so no language model is made at all."""
+    import cellscribe._annotate
+    import cellscribe.llm
+
+    def no_backend(*args, **kwargs):
+        raise AssertionError("the default benchmark must not make a backend")
+
+    monkeypatch.setattr(cellscribe.llm, "get_backend", no_backend)
+    monkeypatch.setattr(cellscribe._annotate, "get_backend", no_backend)
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["benchmark", "gptcelltype", str(small_table), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    info = json.loads((out / "provenance.json").read_text())
+    assert info["mode"] == "grounded" and info["model"] == "marker databases" and info["backend"] is None
+    rows = pd.read_csv(out / "predictions.csv")
+    assert rows["pred_cl_id"].str.startswith("CL:").all() and rows["confidence"].between(0, 1).all()
+    assert set(rows["agreement"]) <= {0.0, 0.5, 1.0}
+
+
 @pytest.mark.model
 def test_benchmark_runs_scores_and_resumes_from_the_cache(smollm_path, small_table, tmp_path, monkeypatch):
     import cellscribe._annotate
@@ -80,14 +101,14 @@ def test_benchmark_runs_scores_and_resumes_from_the_cache(smollm_path, small_tab
     monkeypatch.setattr(cellscribe._annotate, "annotate", spy)
     out = tmp_path / "out"
     args = ["benchmark", "gptcelltype", str(small_table), "--backend", "llamacpp", "--model", "smollm2-135m",
-            "--out", str(out)]
+            "--mode", "llm", "--out", str(out)]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "cellscribe: mean agreement" in res.stdout and "gpt4aug3" in res.stdout
     # one call per (tissue, species) group, unique cluster ids, the mouse row sent as mouse
     assert [(c["tissue"], c["species"], c["clusters"]) for c in calls] == [
         ("PBMC", "human", ["row0"]), (None, "mouse", ["row1"])]
-    assert all(c["explain"] is False and "mode" not in c for c in calls)
+    assert all(c["explain"] is False and c["mode"] == "llm" for c in calls)
     rows = pd.read_csv(out / "predictions.csv")
     assert rows["row"].tolist() == [0, 1] and rows["species"].tolist() == ["human", "mouse"]
     assert rows["manual_annotation"].tolist() == pd.read_csv(small_table)["manual_annotation"].tolist()
@@ -108,11 +129,4 @@ def test_benchmark_runs_scores_and_resumes_from_the_cache(smollm_path, small_tab
     again = json.loads((out / "provenance.json").read_text())
     assert again["answered_now"] == 0 and again["from_cache"] == 1
     assert pd.read_csv(out / "predictions.csv")["prediction"].tolist() == rows["prediction"].tolist()[:1]
-    assert len(calls) == 1 and "mode" not in calls[0]
-    # --mode passes through: markers = the marker databases' answer, no model (a Cell Ontology name)
-    calls.clear()
-    res = runner.invoke(app, [*args, "--limit", "1", "--mode", "markers"])
-    assert res.exit_code == 0, res.output
-    assert [c["mode"] for c in calls] == ["markers"]
-    markers_rows = pd.read_csv(out / "predictions.csv")
-    assert markers_rows["pred_cl_id"].str.startswith("CL:").all()
+    assert len(calls) == 1 and calls[0]["mode"] == "llm"

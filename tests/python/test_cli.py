@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import DATA
 
 SEURAT_CSV = DATA / "pbmc_small_markers.csv"
@@ -22,14 +21,24 @@ def cli(*args: str, env_cache=None) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.model
-def test_json_format_is_a_list_of_row_objects(qwen15_path, tmp_path):
+@pytest.mark.slow
+def test_default_annotate_is_grounded_right_and_a_list_of_row_objects(qwen15_path, tmp_path):
+    """What a user gets with no options: pbmc_small's NK/T, monocyte and B clusters named right,
+    each with its Cell Ontology ID, explained in three bullets; progress lines reach the log."""
     out = cli("annotate", str(SEURAT_CSV), "--tissue", "PBMC", "--backend", "llamacpp", "--format", "json")
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)
     assert [r["cluster"] for r in rows] == ["0", "1", "2"]
     assert all(list(r) == ["cluster", "label", "broad_lineage", "confidence", "title", "bullets",
-                           "explanation_markdown", "supporting_markers"] for r in rows)
+                           "explanation_markdown", "supporting_markers", "cl_id", "cl_name", "evidence_genes",
+                           "candidates", "chosen_by"] for r in rows)
+    assert all(r["cl_id"].startswith("CL:") and r["label"] == r["cl_name"] for r in rows)
+    nk_t, mono, b = (r["label"].lower() for r in rows)
+    assert any(w in nk_t for w in ("natural killer", "nk", "t cell", "cytotoxic", "lymphocyte")), nk_t
+    assert "monocyte" in mono and "b cell" in b, (mono, b)
     assert all(len(r["bullets"]) == 3 and r["explanation_markdown"].startswith("## **") for r in rows)
+    # stderr is not a terminal here: plain progress lines, the last one with every cluster done
+    assert "cellscribe: annotating (grounded) with qwen2.5-coder-1.5b: 3/3 clusters" in out.stderr
     # the other formats, from the cache, into files
     for fmt, check in (("csv", lambda t: t.startswith("cluster,label,broad_lineage")),
                        ("markdown", lambda t: t.startswith("# Cluster 0:")),

@@ -26,6 +26,7 @@ def wu2020_qc(tmp_path_factory):
     return adata
 
 
+@pytest.mark.slow
 def test_cluster_raw_counts(wu2020_qc):
     adata = wu2020_qc.copy()
     counts = adata.X.copy()

@@ -192,6 +192,7 @@ def test_genept_tool_writes_results_and_reloads(pbmc, gene_index, tmp_path):
 
 
 @pytest.mark.model
+@pytest.mark.slow
 def test_screader_tiny_training_lowers_loss_and_predicts(pbmc, gene_index, smollm_path, tmp_path):
     adata, ge, _ = pbmc
     X, genes = embed.expression(adata)

@@ -120,18 +120,29 @@ def test_expected_calibration_error():
     assert ece == pytest.approx(0.0)
 
 
-def test_markers_mode_needs_no_model_and_carries_cl_ids():
+def test_default_mode_without_explanations_needs_no_model_and_carries_cl_ids(monkeypatch):
+    import cellscribe._annotate
+
+    def no_backend(*args, **kwargs):
+        raise AssertionError("grounded mode with explain=False must not make a backend")
+
+    monkeypatch.setattr(cellscribe._annotate, "get_backend", no_backend)
     markers = {"b": CASES[0][0], "odd": ["NOTAGENE1", "NOTAGENE2"]}
-    df = cs.annotate(markers, tissue="PBMC", mode="markers")
+    df = cs.annotate(markers, tissue="PBMC", explain=False)
     assert list(df["cluster"]) == ["b", "odd"]
     b, odd = df.iloc[0], df.iloc[1]
     assert b["cl_id"] == "CL:0000236" and b["label"] == b["cl_name"] == "B cell" and b["broad_lineage"]
     assert set(b["evidence_genes"]) == set(CASES[0][0]) and 0 < b["confidence"] < 1
     assert b["chosen_by"] == "reranker" and b["title"] is None
     assert odd["label"] == "unmapped" and odd["cl_id"] is None and odd["confidence"] == 0
-    assert df.attrs["provenance"]["mode"] == "markers" and "dev.csv" in df.attrs["provenance"]["reranker"]["trained_on"]
-    with pytest.raises(cs.errors.InputError, match="mode must be"):
+    assert df.attrs["provenance"]["mode"] == "grounded" and df.attrs["provenance"]["backend"] is None
+    assert "dev.csv" in df.attrs["provenance"]["reranker"]["trained_on"]
+    with pytest.raises(cs.errors.InputError, match="mode must be one of 'grounded', 'llm', 'agentic'"):
         cs.annotate(markers, mode="magic")
+    # the old name of this mode still works, with a warning naming the new spelling
+    with pytest.warns(FutureWarning, match=r"mode='markers' is deprecated; use mode='grounded', explain=False"):
+        old = cs.annotate(markers, tissue="PBMC", mode="markers")
+    pd.testing.assert_frame_equal(old.drop(columns="seconds"), df.drop(columns="seconds"))
 
 
 def test_tl_annotate_writes_cl_ids(tmp_path):
@@ -140,18 +151,18 @@ def test_tl_annotate_writes_cl_ids(tmp_path):
     from cellscribe.datasets import pbmc68k_reduced
 
     adata = pbmc68k_reduced(groupby="bulk_labels")
-    cs.tl.annotate(adata, groupby="bulk_labels", tissue="PBMC", mode="markers")
+    cs.tl.annotate(adata, groupby="bulk_labels", tissue="PBMC", explain=False)
     ids = adata.obs["cellscribe_cl_id"]
     assert ids.notna().all() and ids.astype(str).str.match(r"^(CL:\d{7}|unmapped)$").all()
     by_type = adata.obs.groupby("bulk_labels", observed=True)["cellscribe_label"].first()
     assert by_type["CD19+ B"] in ("B cell", "naive B cell", "memory B cell", "mature B cell")
     uns = adata.uns["cellscribe"]
-    assert uns["params"]["mode"] == "markers" and "cl_id" in uns["clusters"]["CD19+ B"]
+    assert uns["params"]["mode"] == "grounded" and "cl_id" in uns["clusters"]["CD19+ B"]
     adata.write_h5ad(tmp_path / "a.h5ad")
     assert "cellscribe_cl_id" in anndata.read_h5ad(tmp_path / "a.h5ad").obs
 
 
-def test_cli_markers_mode_json_and_csv(tmp_path):
+def test_cli_default_mode_without_explanations_json_and_csv(tmp_path):
     import json
     import subprocess
     import sys
@@ -159,7 +170,7 @@ def test_cli_markers_mode_json_and_csv(tmp_path):
     path = tmp_path / "m.csv"
     path.write_text("cluster,gene\n" + "".join(f"pdc,{g}\n" for g in CASES[2][0]))
     env = {"CELLSCRIBE_CACHE": str(cs.settings.cache_dir), "PATH": "/usr/bin:/bin"}
-    run = [sys.executable, "-m", "cellscribe", "annotate", str(path), "--tissue", "PBMC", "--mode", "markers"]
+    run = [sys.executable, "-m", "cellscribe", "annotate", str(path), "--tissue", "PBMC", "--no-explain"]
     out = subprocess.run([*run, "-f", "json"], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
     (row,) = json.loads(out.stdout)

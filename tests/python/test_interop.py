@@ -128,6 +128,7 @@ def test_read_rds_errors(rds_files: dict, tmp_path: Path) -> None:
 
 
 @pytest.mark.model
+@pytest.mark.slow
 def test_labels_written_back_read_in_r(rds_files: dict, qwen15_path: Path, tmp_path: Path) -> None:
     """Annotate for real with the default embedded model and write the results back."""
     import cellscribe as cs

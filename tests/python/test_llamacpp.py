@@ -27,7 +27,8 @@ def qwen(qwen15_path):
 
 @pytest.fixture(scope="module")
 def canonical(qwen):
-    return cs.annotate({k: v[0] for k, v in CANONICAL.items()}, tissue="PBMC", backend=qwen, cache=False)
+    return cs.annotate({k: v[0] for k, v in CANONICAL.items()}, tissue="PBMC", backend=qwen, cache=False,
+                       mode="llm")
 
 
 @pytest.mark.parametrize("cluster", list(CANONICAL))
@@ -37,7 +38,7 @@ def test_canonical_markers_get_the_right_label(canonical, cluster):
 
 
 def test_each_explanation_has_an_h2_title_and_exactly_three_bullets(canonical):
-    for md, bullets in zip(canonical["explanation_markdown"], canonical["bullets"]):
+    for md, bullets in zip(canonical["explanation_markdown"], canonical["bullets"], strict=True):
         lines = [ln for ln in md.splitlines() if ln.strip()]
         assert re.fullmatch(r"## \*\*.+\*\*", lines[0])
         assert len(lines) == 4 and all(ln.startswith("- ") for ln in lines[1:])
@@ -57,14 +58,16 @@ def test_result_columns_and_provenance(canonical):
 
 
 def test_label_only_gives_the_same_label_faster(qwen, canonical):
-    fast = cs.annotate({k: v[0] for k, v in CANONICAL.items()}, tissue="PBMC", backend=qwen, explain=False, cache=False)
+    fast = cs.annotate({k: v[0] for k, v in CANONICAL.items()}, tissue="PBMC", backend=qwen, explain=False,
+                       cache=False, mode="llm")
     assert fast["label"].tolist() == canonical["label"].tolist()
     assert fast["title"].isna().all() and fast["explanation_markdown"].isna().all()
 
 
+@pytest.mark.slow
 def test_runs_are_deterministic_whatever_ran_before(qwen, canonical):
     markers = {k: v[0] for k, v in reversed(CANONICAL.items())}  # other order: other cache history
-    again = cs.annotate(markers, tissue="PBMC", backend=qwen, cache=False).set_index("cluster")
+    again = cs.annotate(markers, tissue="PBMC", backend=qwen, cache=False, mode="llm").set_index("cluster")
     first = canonical.set_index("cluster")
     cols = ["label", "broad_lineage", "confidence", "title", "bullets"]
     assert again.loc[first.index, cols].to_dict() == first[cols].to_dict()

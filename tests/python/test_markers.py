@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import DATA
 
 from cellscribe.errors import MarkerInputError
 from cellscribe.markers import MarkerWarning, from_scanpy, read_markers
-
-from conftest import DATA
 
 SEURAT_CSV = DATA / "pbmc_small_markers.csv"  # FindAllMarkers(pbmc_small, only.pos = TRUE), Seurat 4.3
 

@@ -8,13 +8,12 @@ from __future__ import annotations
 import logging
 
 import pytest
+from _servers import free_port
 
 import cellscribe as cs
 from cellscribe.answers import LabelAnswer, json_schema
 from cellscribe.llm import BackendUnavailableError, LlamaCppBackend, ModelNotFoundError, OllamaBackend, get_backend
 from cellscribe.llm.local_models import file_sha256
-
-from _servers import free_port
 
 pytestmark = pytest.mark.model
 
@@ -22,7 +21,7 @@ MODEL = "qwen2.5-coder:0.5b"
 
 
 def test_annotate_through_ollama(ollama_server):
-    df = cs.annotate({"0": "CD3D, CD3E, IL7R"}, tissue="PBMC", backend="ollama", model=MODEL,
+    df = cs.annotate({"0": "CD3D, CD3E, IL7R"}, mode="llm", tissue="PBMC", backend="ollama", model=MODEL,
                      host=ollama_server.host, explain=False, seed=7)
     assert df["label"].iloc[0]
     prov = df.attrs["provenance"]
@@ -47,7 +46,7 @@ def test_host_from_the_environment(ollama_server, monkeypatch):
 
 def test_model_not_pulled_says_how_to_fix(ollama_server):
     with pytest.raises(ModelNotFoundError, match=r"does not have model 'gpt-oss:20b': run `ollama pull gpt-oss:20b`"):
-        cs.annotate({"0": "CD3D"}, backend="ollama", host=ollama_server.host)  # default model gpt-oss:20b
+        cs.annotate({"0": "CD3D"}, mode="llm", backend="ollama", host=ollama_server.host)  # default model gpt-oss:20b
     with pytest.raises(ModelNotFoundError, match=r"ollama pull llama3.2"):
         OllamaBackend("llama3.2", host=ollama_server.host).chat([{"role": "user", "content": "hi"}])
 

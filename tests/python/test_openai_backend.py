@@ -12,6 +12,7 @@ import sys
 import time
 
 import pytest
+from _servers import FaultProxy, free_port
 
 import cellscribe as cs
 from cellscribe.llm import (
@@ -24,8 +25,6 @@ from cellscribe.llm import (
     get_backend,
 )
 
-from _servers import FaultProxy, free_port
-
 pytestmark = pytest.mark.model
 
 MARKERS = {"T": "CD3D, CD3E, IL7R, CCR7, LEF1, TCF7", "B": "MS4A1, CD79A, CD79B, CD19, BANK1"}
@@ -36,7 +35,7 @@ def backend(url: str, **kw) -> OpenAIBackend:
 
 
 def test_annotates_through_a_real_server(llama_server):
-    df = cs.annotate(MARKERS, tissue="PBMC", backend=backend(llama_server.base_url))
+    df = cs.annotate(MARKERS, mode="llm", tissue="PBMC", backend=backend(llama_server.base_url))
     assert len(df) == 2 and df["label"].str.len().gt(0).all()
     assert all(len(b) == 3 for b in df["bullets"])
     prov = df.attrs["provenance"]
@@ -47,8 +46,8 @@ def test_annotates_through_a_real_server(llama_server):
 def test_key_comes_from_the_named_environment_variable_and_is_never_stored(llama_server, monkeypatch):
     secret = "sk-test-" + "x" * 20
     monkeypatch.setenv("MY_LAB_KEY", secret)
-    df = cs.annotate(MARKERS, tissue="PBMC", backend="openai", model="local-qwen", base_url=llama_server.base_url,
-                     api_key_env="MY_LAB_KEY", explain=False)
+    df = cs.annotate(MARKERS, mode="llm", tissue="PBMC", backend="openai", model="local-qwen",
+                     base_url=llama_server.base_url, api_key_env="MY_LAB_KEY", explain=False)
     assert secret not in json.dumps(df.attrs["provenance"])
     db = sqlite3.connect(cs.settings.response_cache_path)
     assert all(secret not in v for (v,) in db.execute("SELECT key || value FROM responses"))
@@ -62,7 +61,7 @@ def test_hosted_openai_without_a_key_says_which_variable(monkeypatch):
 
 def test_http_500_is_retried(llama_server):
     with FaultProxy(llama_server.base_url, [("status", 500)]) as proxy:
-        df = cs.annotate({"T": MARKERS["T"]}, backend=backend(proxy.base_url), explain=False)
+        df = cs.annotate({"T": MARKERS["T"]}, mode="llm", backend=backend(proxy.base_url), explain=False)
     assert proxy.seen == 2 and proxy.forwarded == 1 and df["label"].iloc[0]
 
 
@@ -90,7 +89,7 @@ def test_timeout_is_retried_then_reported(llama_server):
 
 def test_malformed_answer_is_asked_again(llama_server):
     with FaultProxy(llama_server.base_url, [("malformed",)]) as proxy:
-        df = cs.annotate({"B": MARKERS["B"]}, backend=backend(proxy.base_url), explain=False)
+        df = cs.annotate({"B": MARKERS["B"]}, mode="llm", backend=backend(proxy.base_url), explain=False)
     assert proxy.seen == 2 and proxy.forwarded == 1 and df["label"].iloc[0]
     # the second request carried the problem back to the model
     assert proxy.seen == 2
@@ -101,7 +100,7 @@ def test_malformed_answers_end_in_a_clear_error(llama_server):
 
     with FaultProxy(llama_server.base_url, [("malformed",)] * 3) as proxy:
         with pytest.raises(AnnotationError, match=r"stayed malformed after 3 attempts \(the answer is not a JSON"):
-            cs.annotate({"B": MARKERS["B"]}, backend=backend(proxy.base_url), explain=False)
+            cs.annotate({"B": MARKERS["B"]}, mode="llm", backend=backend(proxy.base_url), explain=False)
     assert proxy.forwarded == 0
 
 
@@ -111,6 +110,7 @@ def test_server_down_is_a_clear_error():
         backend(url, max_retries=1).chat([{"role": "user", "content": "hi"}])
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_without_recomputing_finished_clusters(llama_server, tmp_path):
     """A CLI run is killed while cluster 3 of 5 is with the model; the rerun asks only for the rest."""
     markers = tmp_path / "markers.csv"
@@ -118,7 +118,7 @@ def test_killed_run_resumes_without_recomputing_finished_clusters(llama_server, 
              "3": "GNLY,NKG7,PRF1", "4": "PPBP,PF4,GNG11"}
     markers.write_text("cluster,gene\n" + "".join(f"{c},{g}\n" for c, gs in genes.items() for g in gs.split(",")))
     cmd = [sys.executable, "-m", "cellscribe", "annotate", str(markers), "--backend", "openai", "--model", "local-qwen",
-           "--base-url", None, "--no-explain", "--format", "json", "--concurrency", "1"]
+           "--base-url", None, "--mode", "llm", "--no-explain", "--format", "json", "--concurrency", "1"]
     env = {"CELLSCRIBE_CACHE": str(cs.settings.cache_dir), "PATH": "/usr/bin:/bin"}
     with FaultProxy(llama_server.base_url, [("pass",), ("pass",), ("hang",)]) as proxy:
         cmd[cmd.index(None)] = proxy.base_url  # the same endpoint both times: it is part of the cache key

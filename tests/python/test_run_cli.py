@@ -112,6 +112,7 @@ def test_matrix_kind_and_where_counts_are():
 
 
 @pytest.mark.model
+@pytest.mark.slow
 def test_run_pbmc68k_reduced_end_to_end(qwen15_path, tmp_path):
     """No raw counts in pbmc68k_reduced: QC is skipped with a message, the rest runs for real with
     the embedded 1.5B model (labels only, few clusters)."""
@@ -153,6 +154,7 @@ def test_run_pbmc68k_reduced_end_to_end(qwen15_path, tmp_path):
 
 
 @pytest.mark.model
+@pytest.mark.slow
 def test_run_raw_counts_mtx_folder_with_knee_qc(smollm_path, tmp_path, capsys, monkeypatch):
     """wu2020's raw counts as a 10x mtx folder through the knee QC (in this process; plumbing: the
     tiny model's labels are not checked)."""

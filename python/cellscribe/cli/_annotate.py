@@ -16,11 +16,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import app, err
+from ._options import mode_option
 
 #: Keys of each object printed by ``--format json``.
 JSON_FIELDS = ["cluster", "label", "broad_lineage", "confidence", "title", "bullets", "explanation_markdown",
                "supporting_markers"]
-#: Added to the JSON objects by ``--mode grounded`` / ``markers``.
+#: Added to the JSON objects by ``--mode grounded`` (the default) and ``agentic``.
 GROUNDED_FIELDS = ["cl_id", "cl_name", "evidence_genes", "candidates", "chosen_by"]
 _LISTS = ("bullets", "supporting_markers", "markers", "evidence_genes", "candidates")
 
@@ -101,9 +102,7 @@ def annotate(
     seed: int = typer.Option(0, help="Sampling seed."),
     temperature: float = typer.Option(0.0, help="Sampling temperature."),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Read and write the on-disk answer cache."),
-    mode: str = typer.Option("llm", help="llm (the model names the type), grounded (marker databases propose "
-                             "Cell Ontology types, a learned re-ranker and the model choose, the model explains) "
-                             "or markers (marker databases and re-ranker only, no model)."),
+    mode: str = mode_option(),
 ) -> None:
     """Label and explain each cluster of a marker table."""
     from .._annotate import annotate as run
@@ -119,7 +118,7 @@ def annotate(
         warnings.simplefilter("always")
         df = run(markers, tissue=tissue, species=species, backend=backend, model=model, top_n=top_n,
                  explain=explain, style=style, system_prompt=system_prompt, template=template, seed=seed,
-                 temperature=temperature, cache=cache, concurrency=concurrency, progress=err.is_terminal,
+                 temperature=temperature, cache=cache, concurrency=concurrency,
                  mode=mode, **options)
     for w in caught:
         err.print(f"[yellow]Warning:[/] {escape(str(w.message))}", highlight=False, soft_wrap=True)

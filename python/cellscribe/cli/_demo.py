@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from . import app, err
+from ._options import mode_option
 
 
 @app.command()
@@ -15,8 +16,7 @@ def demo(
     out: Path = typer.Option(Path("demo_output"), "--out", "-o", help="Folder for the report, CSV and plot."),
     backend: str = typer.Option("llamacpp", "--backend", "-b", help="Backend (default: the embedded model)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model for the backend."),
-    mode: str = typer.Option("grounded", help="grounded (marker databases + re-ranker choose, the model explains), "
-                             "llm (the model names the type) or markers (no model)."),
+    mode: str = mode_option(),
 ) -> None:
     """Annotate pbmc68k_reduced's clusters and write a report (HTML and Markdown), a CSV and a UMAP."""
     import time
@@ -24,14 +24,15 @@ def demo(
     import matplotlib.pyplot as plt
 
     from .. import datasets, get, pl, tl
+    from ..progress import phase
     from ..report import write_report
     from ._annotate import Format, render
 
     start = time.perf_counter()
-    with err.status("loading pbmc68k_reduced and ranking marker genes"):
+    with phase("loading pbmc68k_reduced and ranking marker genes"):
         adata = datasets.pbmc68k_reduced(groupby="louvain")
     tl.annotate(adata, groupby="louvain", tissue="PBMC", species="human", backend=backend, model=model,
-                mode=mode, progress=err.is_terminal)
+                mode=mode)
     df = get.annotations(adata)
     expert = adata.obs.groupby("louvain", observed=True)["bulk_labels"].agg(lambda s: s.value_counts().index[0])
     df["expert_majority"] = df["cluster"].map(expert.astype(str))

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import app, err
+from ._options import mode_option
 
 benchmark_app = typer.Typer(help="Run an annotator over a benchmark table and score it.", no_args_is_help=True)
 app.add_typer(benchmark_app, name="benchmark")
@@ -49,7 +50,7 @@ def gptcelltype(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model for the backend (see `cellscribe models`)."),
     limit: Optional[int] = typer.Option(None, help="Only the first N rows."),
     explain: bool = typer.Option(False, "--explain/--no-explain", help="Ask for explanations too (slower)."),
-    mode: Optional[str] = typer.Option(None, help="Annotation mode, passed to cellscribe.annotate(mode=...)."),
+    mode: str = mode_option(),
     style: Optional[str] = typer.Option(None, help="json or markdown (passed to cellscribe.annotate)."),
     top_n: Optional[int] = typer.Option(None, help="Markers per row sent to the model (default 10)."),
     template: Optional[Path] = typer.Option(None, help="File with a Jinja2 user-prompt template to use instead."),
@@ -70,7 +71,8 @@ def gptcelltype(
     from ..evaluate import run_benchmark
 
     options: dict[str, Any] = {"cache": cache}
-    for key, value in (("mode", mode), ("style", style), ("top_n", top_n), ("seed", seed),
+    options["mode"] = mode
+    for key, value in (("style", style), ("top_n", top_n), ("seed", seed),
                        ("temperature", temperature), ("concurrency", concurrency), ("template", template),
                        ("system_prompt", system_prompt)):
         if value is not None:  # only what was given, so annotate's own defaults apply
@@ -83,21 +85,17 @@ def gptcelltype(
     if backend == "openai":
         backend_options["api_key_env"] = api_key_env
     result = run_benchmark(table, backend=backend, model=model, limit=limit, out=out, name=name, explain=explain,
-                           backend_options=backend_options, progress=err.is_terminal,
-                           truth_from_text=truth_from_text, on_group=_report_group, **options)
+                           backend_options=backend_options,
+                           truth_from_text=truth_from_text, **options)
     info = result.provenance
     per = info.get("seconds_per_answer")
-    err.print(f"{info['rows']} rows with {info['model']} ({info['backend']}): {info['answered_now']} answered "
+    how = info["backend"] or f"{info['mode']}, no language model"
+    err.print(f"{info['rows']} rows with {info['model']} ({how}): {info['answered_now']} answered "
               f"({'%.2f s per answer' % per if per is not None else 'no new answers'}), {info['from_cache']} from "
               f"cache, {info['failed']} failed; {info['wall_seconds']:.0f} s.", highlight=False)
     typer.echo(f"{name}: mean agreement {result.mean:.3f} on {info['rows']} rows")
     typer.echo(_table(result.summary, result.name))
     _wrote(result.files)
-
-
-def _report_group(done: int, total: int) -> None:
-    if not err.is_terminal:
-        err.print(f"{done}/{total} rows", highlight=False)
 
 
 def _table(summary: pd.DataFrame, name: str) -> str:

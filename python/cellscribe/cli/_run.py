@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 
 from . import app, err
+from ._options import mode_option
 
 
 class QC(str, Enum):
@@ -36,9 +37,7 @@ def run_command(
     n_top_genes: int = typer.Option(2000, help="Highly variable genes for the PCA."),
     top_n: int = typer.Option(10, help="Marker genes per cluster sent to the model."),
     explain: bool = typer.Option(True, "--explain/--no-explain", help="Add a title and three bullets per cluster."),
-    mode: str = typer.Option("grounded", help="grounded (marker databases propose Cell Ontology types, a learned "
-                             "re-ranker chooses, the model explains), llm (the model names the type) or markers "
-                             "(databases and re-ranker only, no model)."),
+    mode: str = mode_option(),
     truth: Optional[str] = typer.Option(None, help="obs column with expert labels, shown beside each cluster."),
     out: Path = typer.Option(Path("cellscribe_output"), "--out", "-o", help="Folder for the outputs."),
     seed: int = typer.Option(0, help="Seed of PCA, neighbours, Leiden, UMAP and sampling."),
@@ -69,7 +68,7 @@ def run_command(
         result = pipeline.run(data, tissue=tissue, species=species, qc=qc.value if qc else None, max_pct_mt=max_mito,
                               resolution=resolution, n_top_genes=n_top_genes, backend=backend, model=model,
                               explain=explain, top_n=top_n, mode=mode, truth=truth, out=out, random_state=seed,
-                              progress=err.is_terminal, **options)
+                              **options)
     for w in caught:  # cellscribe's own warnings (markers dropped, ...); library chatter stays out
         if w.category.__module__.startswith("cellscribe"):
             err.print(f"[yellow]Warning:[/] {escape(str(w.message))}", highlight=False, soft_wrap=True)

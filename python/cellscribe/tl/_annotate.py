@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .._annotate import DEFAULT_MODE
 from .._annotate import annotate as annotate_markers
 from ..errors import InputError
 from ..markers import DEFAULT_TOP_N, from_scanpy
@@ -72,7 +73,7 @@ def annotate(
     ``adata.obs[f"{key_added}_lineage"]``
         Categorical broad lineage of the cluster.
     ``adata.obs[f"{key_added}_cl_id"]``
-        With ``mode="grounded"`` or ``"markers"``: the label's Cell Ontology ID (``"unmapped"``
+        With ``mode="grounded"`` (the default) or ``"agentic"``: the label's Cell Ontology ID (``"unmapped"``
         when none); the clusters in ``uns`` then also carry ``cl_name``, ``evidence_genes``,
         ``candidates`` and ``chosen_by``.
     ``adata.uns[key_added]``
@@ -109,16 +110,17 @@ def annotate(
     adata.obs[f"{key_added}_confidence"] = cell_cluster.map(by_cluster["confidence"]).astype(float).to_numpy()
     lineage = cell_cluster.map(by_cluster["broad_lineage"])
     adata.obs[f"{key_added}_lineage"] = pd.Categorical(lineage, categories=sorted(lineage.dropna().unique()))
-    if "cl_id" in by_cluster.columns:  # mode="grounded" / "markers": the Cell Ontology ID of every label
+    if "cl_id" in by_cluster.columns:  # grounded / agentic: the Cell Ontology ID of every label
         cl_ids = cell_cluster.map(by_cluster["cl_id"].fillna("unmapped"))
         adata.obs[f"{key_added}_cl_id"] = pd.Categorical(cl_ids, categories=sorted(cl_ids.dropna().unique()))
     adata.uns[key_added] = {
         "params": _h5ad_safe({"groupby": groupby, "tissue": tissue, "species": species,
                               "backend": backend if isinstance(backend, str) else backend.name,
                               "model": df.attrs["provenance"].get("model"), "top_n": top_n,
-                              "mode": kwargs.get("mode", "llm")}),
+                              "mode": df.attrs["provenance"].get("mode", kwargs.get("mode", DEFAULT_MODE))}),
         "provenance": _h5ad_safe(df.attrs.get("provenance", {})),
-        "clusters": {str(r["cluster"]): _h5ad_safe(r) for r in df.drop(columns=["cached", "seconds"]).to_dict("records")},
+        "clusters": {str(r["cluster"]): _h5ad_safe(r)
+                     for r in df.drop(columns=["cached", "seconds"]).to_dict("records")},
     }
     return adata if copy else None
 
