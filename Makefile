@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export VENV
 
-.PHONY: setup setup-python setup-r demo test test-python lint benchmark clean
+.PHONY: setup setup-python setup-r demo test test-quick test-python lint benchmark clean
 
 setup:
 	scripts/setup.sh all
@@ -24,6 +24,10 @@ demo: setup-python
 ## All tests; the last line is pytest's summary.
 test: setup
 	scripts/run_tests.sh
+
+## Day-to-day: the Python tests not marked slow (a few minutes once set up); no R.
+test-quick: setup-python
+	$(PY) -m pytest -m "not slow" -q
 
 test-python: setup-python
 	$(PY) -m pytest
