@@ -1,7 +1,8 @@
 #' Annotate the clusters of a Seurat object and explain each label
 #'
-#' Finds the marker genes of each cluster (unless given), asks the language model for a label and
-#' an explanation per cluster (see [annotate_markers()]), and writes the results into the object:
+#' Finds the marker genes of each cluster (unless given), labels each cluster and explains the
+#' label (by default a Cell Ontology type chosen from marker databases, explained by the local
+#' language model; see `mode` and [annotate_markers()]), and writes the results into the object:
 #' per-cell metadata columns and, in `object@misc`, the per-cluster explanations with the
 #' provenance record.
 #'
@@ -19,8 +20,8 @@
 #'     cluster order);
 #'   * `object[[paste0(key, "_confidence")]]`: the cluster's confidence (numeric);
 #'   * `object[[paste0(key, "_lineage")]]`: the cluster's broad lineage (factor);
-#'   * `object[[paste0(key, "_cl_id")]]`: the cluster's Cell Ontology ID, with `mode = "grounded"`
-#'     or `"markers"`;
+#'   * `object[[paste0(key, "_cl_id")]]`: the cluster's Cell Ontology ID (with the default
+#'     `mode = "grounded"`, and `"agentic"`; absent with `mode = "llm"`);
 #'   * `object@misc[[key]]`: a list with `clusters` (the data.frame of [annotate_markers()]: label,
 #'     lineage, confidence, title, explanation, bullets, supporting markers, markers per cluster),
 #'     `provenance` (backend, model, model digest, prompt hash, parameters, package version, time),
@@ -35,7 +36,7 @@
 #' cellscribe_explanations(pbmc)
 annotate_seurat <- function(object, markers = NULL, group.by = NULL, tissue = NULL,
                             species = "human", backend = "auto", model = NULL, top_n = 10,
-                            explain = TRUE, mode = "llm", ..., key = "cellscribe") {
+                            explain = TRUE, mode = "grounded", ..., key = "cellscribe") {
   if (!inherits(object, "Seurat")) {
     hint <- if (is.data.frame(object)) " For a marker table use annotate_markers()." else ""
     stop(sprintf("`object` must be a Seurat object; got %s.%s", describe_class(object), hint),
@@ -81,7 +82,7 @@ annotate_seurat <- function(object, markers = NULL, group.by = NULL, tissue = NU
     lineage = factor(result$broad_lineage[row], levels = lineage_levels),
     row.names = colnames(object)
   )
-  if (!is.null(result$cl_id)) meta$cl_id <- result$cl_id[row]  # mode = "grounded" or "markers"
+  if (!is.null(result$cl_id)) meta$cl_id <- result$cl_id[row]  # not with mode = "llm"
   names(meta) <- paste0(key, "_", names(meta))
   object <- SeuratObject::AddMetaData(object, metadata = meta)
   provenance <- attr(result, "provenance")

@@ -93,11 +93,15 @@ records_to_frame <- function(records) {
   df$markers <- lst("markers")
   df$cached <- vapply(records, function(r) isTRUE(r$cached), logical(1))
   df$seconds <- num("seconds")
-  # mode = "grounded" / "markers": the Cell Ontology term and the evidence behind it
-  if (any(vapply(records, function(r) !is.null(r$cl_id), logical(1)))) {
+  # mode = "grounded" (the default) / "agentic": the Cell Ontology term and the evidence behind it
+  # (the key is there, null, for a cluster whose markers no database knows: "unmapped", as in Python's
+  # cellscribe.tl.annotate)
+  if (any(vapply(records, function(r) "cl_id" %in% names(r), logical(1)))) {
     df$cl_id <- chr("cl_id")
+    df$cl_id[is.na(df$cl_id)] <- "unmapped"
     df$cl_name <- chr("cl_name")
     df$evidence_genes <- lst("evidence_genes")
+    df$candidates <- lst("candidates")
     df$chosen_by <- chr("chosen_by")
   }
   if (any(vapply(records, function(r) !is.null(r$error), logical(1)))) {

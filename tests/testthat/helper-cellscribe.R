@@ -43,3 +43,27 @@ expect_clean_error <- function(expr, pattern, class = "error") {
   expect_no_match(conditionMessage(err), "Traceback|py_call_impl|File \"")
   invisible(err)
 }
+
+# What pbmc_small's three clusters are, from their markers: 0 cytotoxic lymphocytes, NK or T
+# (GNLY, CCL5, GZMA, PRF1, LCK), 1 monocytes (S100A8, S100A9, LYZ, CST3), 2 B cells (CD79A, CD79B,
+# MS4A1, TCL1A). `labels` holds the labels of clusters 0, 1, 2 in that order.
+# scripts/run_r_tests.sh checks the built vignette with the same patterns.
+pbmc_small_types <- list(
+  "0" = "natural killer|\\bNK\\b|\\bT cell|T lymphocyte|T-cell|cytotoxic",
+  "1" = "monocyte",
+  "2" = "\\bB cell|B lymphocyte|\\bB-cell"
+)
+
+expect_pbmc_small_labels <- function(labels) {
+  expect_length(labels, 3)
+  for (i in 1:3) {
+    expected <- pbmc_small_types[[i]]
+    others <- unlist(pbmc_small_types[-i])
+    expect_match(labels[i], expected, ignore.case = TRUE,
+                 info = sprintf("cluster %d of pbmc_small labelled '%s'", i - 1, labels[i]))
+    for (other in others) {
+      expect_no_match(labels[i], other, ignore.case = TRUE,
+                      info = sprintf("cluster %d of pbmc_small labelled '%s'", i - 1, labels[i]))
+    }
+  }
+}

@@ -1,13 +1,14 @@
 # annotate_seurat() on pbmc_small with the real embedded model.
 
-test_that("annotate_seurat writes labels, confidence and lineage per cell and explanations to misc", {
+test_that("annotate_seurat with the defaults (grounded) writes labels, Cell Ontology IDs, confidence and lineage per cell and explanations to misc", {
   needs_seurat()
   pbmc <- SeuratObject::pbmc_small
-  expect_message(out <- annotate_seurat(pbmc, tissue = tissue, backend = "llamacpp"),
-                 "FindAllMarkers")
+  # The README's call: no mode, no backend (no Ollama server here: the embedded model explains).
+  expect_message(out <- annotate_seurat(pbmc, tissue = tissue), "FindAllMarkers")
   expect_s4_class(out, "Seurat")
   meta <- out@meta.data
-  for (col in c("cellscribe_label", "cellscribe_confidence", "cellscribe_lineage")) {
+  for (col in c("cellscribe_label", "cellscribe_confidence", "cellscribe_lineage",
+                "cellscribe_cl_id")) {
     expect_true(col %in% names(meta))
     expect_length(meta[[col]], ncol(pbmc))
   }
@@ -15,13 +16,25 @@ test_that("annotate_seurat writes labels, confidence and lineage per cell and ex
   entry <- out@misc$cellscribe
   clusters <- entry$clusters
   expect_identical(clusters$cluster, levels(SeuratObject::Idents(pbmc)))
+  # The right types: NK/T (GNLY, CCL5, GZMA, PRF1, LCK), monocytes (S100A8, S100A9, LYZ), B cells.
+  expect_pbmc_small_labels(clusters$label)
+  expect_match(clusters$cl_id, "^CL:[0-9]{7}$")
+  expect_identical(entry$params$mode, "grounded")
+  expect_identical(entry$provenance$mode, "grounded")
   # Consistent with the idents: each cell carries its own cluster's answer.
   row <- match(as.character(SeuratObject::Idents(out)), clusters$cluster)
   expect_identical(as.character(meta$cellscribe_label), clusters$label[row])
+  expect_identical(unname(as.character(meta$cellscribe_cl_id)), clusters$cl_id[row])
   expect_identical(meta$cellscribe_confidence, clusters$confidence[row])
   expect_identical(as.character(meta$cellscribe_lineage), clusters$broad_lineage[row])
   expect_identical(rownames(meta), colnames(pbmc))
-  # Per-cluster explanations and the provenance record.
+  # The evidence: each label's genes among the cluster's markers; a probability as confidence.
+  for (i in seq_len(nrow(clusters))) {
+    expect_gt(length(clusters$evidence_genes[[i]]), 0)
+    expect_true(all(clusters$evidence_genes[[i]] %in% clusters$markers[[i]]))
+  }
+  expect_true(all(clusters$confidence > 0 & clusters$confidence <= 1))
+  # Per-cluster explanations by the embedded model and the provenance record.
   expect_identical(lengths(clusters$bullets), rep(3L, nrow(clusters)))
   expect_true(all(startsWith(clusters$explanation, "## **")))
   expect_identical(entry$provenance$backend, "llamacpp")
@@ -30,10 +43,31 @@ test_that("annotate_seurat writes labels, confidence and lineage per cell and ex
   expect_match(entry$provenance$cellscribe_version, "^[0-9]+\\.[0-9]+")
   expect_identical(entry$params$tissue, tissue)
   # The answers are those of annotate_markers() on the same markers (served from the cache).
-  direct <- annotate_markers(pbmc_markers(), tissue = tissue, backend = "llamacpp")
+  direct <- annotate_markers(pbmc_markers(), tissue = tissue)
+  expect_true(all(direct$cached))
   expect_identical(clusters$label, direct$label)
+  expect_identical(clusters$explanation, direct$explanation)
   # Nothing else in the object changed.
   expect_identical(meta[, names(pbmc@meta.data)], pbmc@meta.data)
+})
+
+test_that("annotate_seurat with mode = 'llm' writes the model's own labels, without Cell Ontology IDs", {
+  needs_seurat()
+  pbmc <- SeuratObject::pbmc_small
+  out <- annotate_seurat(pbmc, markers = pbmc_markers(), tissue = tissue, backend = "llamacpp",
+                         mode = "llm", key = "llm")
+  clusters <- out@misc$llm$clusters
+  expect_false("cl_id" %in% names(clusters))
+  expect_false("llm_cl_id" %in% names(out@meta.data))
+  expect_identical(out@misc$llm$params$mode, "llm")
+  expect_identical(out@misc$llm$provenance$backend, "llamacpp")
+  row <- match(as.character(SeuratObject::Idents(out)), clusters$cluster)
+  expect_identical(as.character(out$llm_label), clusters$label[row])
+  expect_identical(lengths(clusters$bullets), rep(3L, nrow(clusters)))
+  # The same answers as annotate_markers(mode = "llm") (served from the cache).
+  direct <- annotate_markers(pbmc_markers(), tissue = tissue, backend = "llamacpp", mode = "llm")
+  expect_true(all(direct$cached))
+  expect_identical(clusters$label, direct$label)
 })
 
 test_that("annotate_seurat takes group.by, given markers and another key", {
@@ -53,14 +87,15 @@ test_that("annotate_seurat takes group.by, given markers and another key", {
   expect_length(given$cellscribe_label, ncol(pbmc))
 })
 
-test_that("mode = 'markers' adds the Cell Ontology ID per cell and the evidence per cluster", {
+test_that("explain = FALSE (grounded, no model) adds the Cell Ontology ID per cell and the evidence per cluster", {
   needs_seurat()
   pbmc <- SeuratObject::pbmc_small
-  out <- annotate_seurat(pbmc, markers = pbmc_markers(), tissue = tissue, mode = "markers",
+  out <- annotate_seurat(pbmc, markers = pbmc_markers(), tissue = tissue, explain = FALSE,
                          key = "db")
   clusters <- out@misc$db$clusters
   expect_true(all(c("cl_id", "cl_name", "evidence_genes", "chosen_by") %in% names(clusters)))
   expect_true(all(grepl("^CL:[0-9]{7}$", clusters$cl_id) | clusters$cl_id == "unmapped"))
+  expect_pbmc_small_labels(clusters$label)
   expect_true(is.list(clusters$evidence_genes))
   # every evidence gene is one of the cluster's markers
   for (i in seq_len(nrow(clusters))) {
@@ -69,4 +104,19 @@ test_that("mode = 'markers' adds the Cell Ontology ID per cell and the evidence 
   row <- match(as.character(SeuratObject::Idents(out)), clusters$cluster)
   expect_identical(unname(as.character(out$db_cl_id)), clusters$cl_id[row])
   expect_identical(unname(as.character(out$db_label)), clusters$label[row])
+  # No language model ran, and there is no explanation.
+  expect_true(all(is.na(clusters$explanation)))
+  expect_identical(attr(annotate_markers(pbmc_markers(), tissue = tissue, explain = FALSE),
+                        "stats")$model_calls, 0L)
+  expect_null(out@misc$db$provenance$backend)
+})
+
+test_that("the deprecated mode = 'markers' warns and gives the grounded labels without a model", {
+  needs_seurat()
+  expect_warning(old <- annotate_markers(pbmc_markers(), tissue = tissue, mode = "markers"),
+                 "mode='markers' is deprecated; use mode='grounded', explain=False")
+  new <- annotate_markers(pbmc_markers(), tissue = tissue, explain = FALSE)
+  expect_identical(old$label, new$label)
+  expect_identical(old$cl_id, new$cl_id)
+  expect_true(all(is.na(old$explanation)))
 })
