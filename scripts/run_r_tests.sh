@@ -2,7 +2,8 @@
 # The R package's checks, called by scripts/run_tests.sh:
 #   1. R CMD INSTALL into a temporary library;
 #   2. testthat against it, ending with the plain line "N passed, N failed";
-#   3. R CMD build (which builds the vignette with the real embedded model);
+#   3. R CMD build (which builds the vignette with the real embedded model), and a check that the
+#      built vignette labels pbmc_small's clusters right;
 #   4. R CMD check --no-manual on the tarball (no ERROR or WARNING allowed); its own run of the
 #      tests and the vignette uses the same Python and answer cache, so it repeats no model call.
 # R finds Python through CELLSCRIBE_PYTHON (default: the project venv), and the tests fail rather
@@ -37,6 +38,30 @@ cp -R DESCRIPTION NAMESPACE LICENSE .Rbuildignore R man vignettes "$pkg/"
 cp -R tests/testthat.R tests/testthat "$pkg/tests/"
 [ -d inst ] && cp -R inst "$pkg/"
 
+# pbmc_small's three clusters by their markers: 0 cytotoxic lymphocytes, NK or T (GNLY, CCL5, GZMA,
+# PRF1, LCK), 1 monocytes (S100A8, S100A9, LYZ, CST3), 2 B cells (CD79A, CD79B, MS4A1, TCL1A); the
+# patterns of expect_pbmc_small_labels() in tests/testthat/helper-cellscribe.R. Each cluster's
+# label must match its own type's pattern and none of the others'.
+pbmc_small_types=('natural killer|\bNK\b|\bT cell|T lymphocyte|T-cell|cytotoxic' 'monocyte'
+                  '\bB cell|B lymphocyte|\bB-cell')
+vignette_labels() {
+  local ok=0 i j label labels=()
+  for i in 0 1 2; do
+    label=$(grep -o "Cluster $i: [^<]*" <<<"$html" | head -n 1 | sed "s/^Cluster $i: //")
+    labels+=("$i = '$label'")
+    if ! grep -Eiq "${pbmc_small_types[$i]}" <<<"$label"; then
+      echo "the vignette labels cluster $i '$label'; expected /${pbmc_small_types[$i]}/"; ok=1
+    fi
+    for j in 0 1 2; do
+      if [ "$j" != "$i" ] && grep -Eiq "${pbmc_small_types[$j]}" <<<"$label"; then
+        echo "the vignette labels cluster $i '$label', the type of cluster $j"; ok=1
+      fi
+    done
+  done
+  if [ $ok = 0 ]; then echo "vignette labels right: ${labels[*]}"; fi
+  return $ok
+}
+
 step "R CMD INSTALL"
 R CMD INSTALL --no-multiarch --library="$work/lib" "$pkg" >"$work/install.log" 2>&1 \
   || { cat "$work/install.log"; echo "R CMD INSTALL failed"; exit 1; }
@@ -48,9 +73,11 @@ step "R CMD build (with the vignette)"
 if (cd "$work" && R CMD build "$pkg" >build.log 2>&1); then
   tarball=$(ls "$work"/cellscribe_*.tar.gz)
   html=$(tar -xzOf "$tarball" cellscribe/inst/doc/cellscribe.html 2>/dev/null)
-  # The vignette ran for real: the explanations and the DimPlot are in it.
+  # The vignette ran for real: the explanations and the DimPlot are in it, and the labels of its
+  # main call (the "Cluster N: label" headings of render_explanations()) are the right types.
   if grep -q "Cluster 0: " <<<"$html" && grep -q "<img" <<<"$html"; then
     echo "vignette built: explanations and plot present"
+    vignette_labels || status=1
   else
     echo "the built vignette lacks the explanations or the plot"; status=1
   fi
