@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The R package's checks, called by scripts/run_tests.sh:
 #   1. R CMD INSTALL into a temporary library;
-#   2. testthat against it, ending with the plain line "N passed, N failed";
+#   2. testthat against it, ending with the plain line "N passed, N failed"; one of the tests
+#      (tests/testthat/test-install-route.R) takes the README's R route from scratch: R CMD INSTALL
+#      into a fresh library, cellscribe_install() into a fresh virtualenv, then annotate_seurat()
+#      with the defaults in a new R process (set CELLSCRIBE_TEST_INSTALL_ROUTE= to skip it);
 #   3. R CMD build (which builds the vignette with the real embedded model), and a check that the
 #      built vignette labels pbmc_small's clusters right;
 #   4. R CMD check --no-manual on the tarball (no ERROR or WARNING allowed); its own run of the
@@ -17,12 +20,16 @@ VENV=${VENV:-.venv}
 case $VENV in /*) ;; *) VENV=$repo/$VENV ;; esac
 export CELLSCRIBE_PYTHON=${CELLSCRIBE_PYTHON:-$VENV/bin/python}
 export CELLSCRIBE_TESTS_NEED_PYTHON=true
-models=${CELLSCRIBE_CACHE:-$HOME/.cache/cellscribe}/models
+shared_cache=${CELLSCRIBE_CACHE:-$HOME/.cache/cellscribe}
+models=$shared_cache/models
+route=${CELLSCRIBE_TEST_INSTALL_ROUTE-$repo}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/cellscribe-r.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/lib" "$work/cache"
 ln -s "$models" "$work/cache/models"
+# The llama-cpp-python wheel built once by scripts/setup.sh, for cellscribe_install() in the route test.
+[ -d "$shared_cache/wheels" ] && ln -s "$shared_cache/wheels" "$work/cache/wheels"
 export CELLSCRIBE_CACHE=$work/cache
 export R_LIBS=$work/lib${R_LIBS:+:$R_LIBS}
 export _R_CHECK_SYSTEM_CLOCK_=0     # no time server to ask here
@@ -67,7 +74,7 @@ R CMD INSTALL --no-multiarch --library="$work/lib" "$pkg" >"$work/install.log" 2
   || { cat "$work/install.log"; echo "R CMD INSTALL failed"; exit 1; }
 
 step "testthat"
-Rscript scripts/testthat_summary.R tests/testthat || status=1
+CELLSCRIBE_TEST_INSTALL_ROUTE=$route Rscript scripts/testthat_summary.R tests/testthat || status=1
 
 step "R CMD build (with the vignette)"
 if (cd "$work" && R CMD build "$pkg" >build.log 2>&1); then
