@@ -21,7 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one line per message, also in logs (80 columns otherwise)
 
 # Command modules register themselves on `app` when imported.
 from . import _annotate, _demo, _evaluate, _models, _reason, _run  # noqa: E402,F401
