@@ -194,7 +194,7 @@ def annotate(
     kind = "markdown" if style == "markdown" else ("json" if explain else "label")
     params = {
         "temperature": temperature, "seed": seed, "max_tokens": max_tokens or MAX_TOKENS[kind],
-        "top_n": top_n, "explain": explain, "style": style, "tissue": tissue, "species": species,
+        "top_n": top_n, "explain": explain, "style": style, "tissue": tissue, "species": species, "mode": mode,
     }
     identity = be.identity  # fails early (server down, model missing) before any work
     key_identity = {"backend": identity.backend, "model": identity.model,
@@ -247,7 +247,7 @@ def annotate(
 
     df = _frame(jobs, rows, failures)
     df.attrs["provenance"] = {
-        "cellscribe_version": __version__, **identity.to_dict(), "prompt_hash": prompt_set.hash,
+        "cellscribe_version": __version__, **identity.to_dict(), "mode": mode, "prompt_hash": prompt_set.hash,
         "parameters": params, "created": _now(), "n_clusters": len(jobs),
         "dropped_clusters": dict(table.dropped),
     }
