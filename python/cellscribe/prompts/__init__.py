@@ -42,10 +42,29 @@ def read_template(name: str) -> str:
     return resources.files(__name__).joinpath(name).read_text(encoding="utf-8")
 
 
-def _text_or_file(value: str | Path) -> str:
-    if isinstance(value, Path) or ("\n" not in value and len(value) < 4096 and Path(value).is_file()):
-        return Path(value).read_text(encoding="utf-8")
-    return value
+#: Suffixes that make a one-line value a file name rather than prompt text.
+_PROMPT_FILE_SUFFIXES = (".txt", ".j2", ".jinja", ".jinja2", ".md", ".prompt", ".tmpl")
+
+
+def text_or_file(value: str | Path, what: str = "prompt") -> str:
+    """The text of ``value``: a :class:`~pathlib.Path` or a one-line string naming an existing file
+    is read; a one-line string that looks like a file name (a known suffix, or a path with folders
+    and no spaces) but names no file is an error, never sent to the model as the prompt itself."""
+    if not isinstance(value, (str, Path)):
+        raise InputError(f"{what} must be text or a file path; got {type(value).__name__}.")
+    one_line = isinstance(value, Path) or ("\n" not in value and len(value) < 4096)
+    if one_line and Path(value).is_file():
+        try:
+            return Path(value).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"Cannot read the {what} file {value}: {exc}.") from None
+    text = str(value)
+    looks_like_path = one_line and (isinstance(value, Path) or text.lower().endswith(_PROMPT_FILE_SUFFIXES)
+                                    or ("/" in text and " " not in text.strip()))
+    if looks_like_path:
+        problem = "is a folder" if Path(value).is_dir() else "does not exist"
+        raise InputError(f"The {what} file {text} {problem}. Pass an existing file, or the {what} text itself.")
+    return text
 
 
 @dataclass(frozen=True)
@@ -90,8 +109,9 @@ def load(style: Style = "json", *, system_prompt: str | Path | None = None,
     """
     if style not in STYLES:
         raise InputError(f"style must be one of {', '.join(STYLES)}; got {style!r}.")
-    system = _text_or_file(system_prompt) if system_prompt is not None else read_template(f"system_{style}.txt")
-    tmpl = _text_or_file(template) if template is not None else read_template(f"annotate_{style}.j2")
+    system = (text_or_file(system_prompt, "system prompt") if system_prompt is not None
+              else read_template(f"system_{style}.txt"))
+    tmpl = text_or_file(template, "template") if template is not None else read_template(f"annotate_{style}.j2")
     try:
         _env.parse(tmpl)
     except jinja2.TemplateSyntaxError as exc:

@@ -15,6 +15,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Fewest cells :func:`cluster` accepts (with fewer, UMAP's spectral layout fails and no cluster has
+#: enough cells for a marker test).
+MIN_CELLS = 10
+
 #: Marker genes stored per cluster (``cellscribe.tl.annotate`` sends the first ``top_n`` positive ones).
 N_RANKED_GENES = 100
 
@@ -96,8 +100,10 @@ def cluster(
 
     adata = adata.copy() if copy else adata
     check_not_empty(adata)
-    if adata.n_obs < 3:
-        raise InputError(f"Clustering needs at least 3 cells; the data has {adata.n_obs}.")
+    if adata.n_obs < MIN_CELLS:
+        raise InputError(f"Clustering needs at least {MIN_CELLS} cells (neighbours, a 2-D UMAP and marker tests "
+                         f"between clusters); the data has {adata.n_obs}. Annotate a marker table instead "
+                         "(cellscribe annotate).")
     seconds: dict[str, float] = {}
     kind = matrix_kind(adata.X)
     clock = time.perf_counter()

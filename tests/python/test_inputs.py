@@ -1,0 +1,117 @@
+"""Bad or unusual input: read as written, or refused up front with a message that names the fix.
+
+These run grounded without explanations (no language model), so they are quick."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import scanpy as sc
+
+import cellscribe as cs
+from cellscribe.errors import InputError, MarkerInputError
+from cellscribe.grounded import candidates
+from cellscribe.grounded._annotate import messages
+from cellscribe.markers import MarkerWarning, read_markers
+from cellscribe.prompts import text_or_file
+
+B = ["MS4A1", "CD79A", "CD79B", "CD19"]
+T = ["CD3D", "CD3E", "IL7R", "CD2"]
+
+
+def _write(path, text: str, encoding: str = "utf-8"):
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def test_cluster_ids_are_kept_exactly_as_written(tmp_path):
+    """Leading zeros and dotted sub-clusters are IDs, not numbers: nothing is renamed or merged."""
+    rows = [("01", g) for g in T] + [("02", g) for g in B] + [("10", "LYZ"), ("3.1", "CD3D"), ("3.10", "MS4A1")]
+    path = _write(tmp_path / "m.csv", "cluster,gene\n" + "".join(f"{c},{g}\n" for c, g in rows))
+    table = read_markers(path)
+    assert set(table.genes) == {"01", "02", "10", "3.1", "3.10"}
+    assert table.genes["3.1"] == ["CD3D"] and table.genes["3.10"] == ["MS4A1"]
+    df = cs.annotate(path, tissue="PBMC", explain=False)
+    assert set(df["cluster"]) == {"01", "02", "10", "3.1", "3.10"}
+
+
+def test_tab_separated_file_named_csv_and_other_encodings(tmp_path):
+    text = "cluster\tgene\n" + "".join(f"b\t{g}\n" for g in B)
+    assert read_markers(_write(tmp_path / "tabs.csv", text)).genes == {"b": B}
+    assert read_markers(_write(tmp_path / "semi.csv", text.replace("\t", ";"))).genes == {"b": B}
+    assert read_markers(_write(tmp_path / "u16.csv", "\ufeff" + text.replace("\t", ","), "utf-16-le")).genes == {
+        "b": B}
+    latin = "cluster,gene,note\n" + "".join(f"b,{g},Müller lab\n" for g in B)
+    with pytest.warns(MarkerWarning, match=r"latin.csv is not UTF-8 .*read it as cp1252"):
+        assert read_markers(_write(tmp_path / "latin.csv", latin, "latin-1")).genes == {"b": B}
+
+
+def test_scanpy_rank_genes_groups_df_export_is_accepted():
+    adata = sc.datasets.pbmc68k_reduced()
+    df = sc.get.rank_genes_groups_df(adata, group=None)  # group, names, scores (+ statistics when computed)
+    table = read_markers(df, top_n=5)
+    assert set(table.genes) == {str(g) for g in adata.uns["rank_genes_groups"]["names"].dtype.names}
+    first = str(df["group"].iloc[0])
+    assert table.genes[first] == df.loc[df["group"] == first, "names"].head(5).tolist()
+    stats = pd.DataFrame({"group": ["b"] * 4 + ["t"] * 4, "names": B + T, "logfoldchanges": [3, 2, -1, 1] * 2,
+                          "pvals_adj": [0.01, 0.001, 0.5, 0.02] * 2})
+    table = read_markers(stats)
+    assert table.genes["b"] == ["CD79A", "MS4A1", "CD19"]  # by adjusted p, negative fold changes left out
+
+
+def test_prompt_options_that_name_a_missing_file_are_errors(tmp_path):
+    markers = {"b": B}
+    with pytest.raises(InputError, match=r"The system prompt file .*missing\.txt does not exist"):
+        cs.annotate(markers, system_prompt=str(tmp_path / "missing.txt"), explain=False)
+    with pytest.raises(InputError, match=r"The template file prompts/mine\.j2 does not exist"):
+        cs.annotate(markers, mode="llm", template="prompts/mine.j2", backend="llamacpp")
+    with pytest.raises(InputError, match=r"The system prompt file .* is a folder"):
+        cs.annotate(markers, system_prompt=tmp_path, explain=False)
+    with pytest.raises(InputError, match="template= and style= apply to mode='llm'"):
+        cs.annotate(markers, template="Markers: {{ genes }}", explain=False)
+    # text stays text, and a file's text is read
+    own = _write(tmp_path / "system.txt", "You are a careful immunologist.\n")
+    ranked = candidates(B, tissue="PBMC")
+    assert messages(B, ranked[:1], tissue="PBMC", species="human", explain_only=True,
+                    system=text_or_file(own))[0]["content"] == "You are a careful immunologist."
+    assert text_or_file("Answer briefly, please.") == "Answer briefly, please."
+
+
+def test_tissue_and_concurrency_are_checked():
+    with pytest.raises(InputError, match="tissue must be text such as 'PBMC' or 'lung'; got int 123"):
+        cs.annotate({"b": B}, tissue=123, explain=False)
+    with pytest.raises(InputError, match="concurrency must be a positive whole number"):
+        cs.annotate({"b": B}, concurrency=-3, explain=False)
+    with pytest.warns(UserWarning, match=r"tissue is \d+ characters long; only the first"):
+        df = cs.annotate({"b": B}, tissue="blood " * 3333 + "xx", explain=False)
+    assert df.loc[0, "label"] == "B cell"
+
+
+def test_markers_not_a_table_error():
+    with pytest.raises(MarkerInputError, match="missing column"):
+        read_markers(pd.DataFrame({"x": [1], "y": [2]}))
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {"CELLSCRIBE_CACHE": str(cs.settings.cache_dir), "PATH": "/usr/bin:/bin"}
+    return subprocess.run([sys.executable, "-m", "cellscribe", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def test_cli_output_path_is_checked_before_any_work(tmp_path):
+    path = _write(tmp_path / "m.csv", "cluster,gene\n" + "".join(f"b,{g}\n" for g in B))
+    out = _cli("annotate", str(path), "--no-explain", "--out", str(tmp_path))
+    assert out.returncode == 2 and f"--out {tmp_path} is a folder; give a file name" in out.stderr
+    assert "annotating" not in out.stderr and "Traceback" not in out.stderr  # refused before the work
+    blocker = _write(tmp_path / "file", "x")
+    out = _cli("annotate", str(path), "--no-explain", "--out", str(blocker / "sub" / "out.csv"))
+    assert out.returncode == 2 and "Cannot create the folder of --out" in out.stderr
+    target = tmp_path / "new" / "deeper" / "out.csv"  # a missing folder is made
+    out = _cli("annotate", str(path), "--no-explain", "--format", "csv", "--out", str(target))
+    assert out.returncode == 0, out.stderr
+    assert target.read_text().startswith("cluster,label")
+    out = _cli("annotate", str(path), "--no-explain", "--concurrency", "-3")
+    assert out.returncode == 2 and "concurrency must be a positive whole number" in out.stderr
