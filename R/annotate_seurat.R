@@ -70,6 +70,7 @@ annotate_seurat <- function(object, markers = NULL, group.by = NULL, tissue = NU
       markers$cluster <- factor(as.character(markers$cluster), levels = levels(groups))
     }
   }
+  if (!is.null(markers$gene)) check_marker_genes(unique(as.character(markers$gene)), rownames(object))
   result <- annotate_markers(markers, tissue = tissue, species = species, backend = backend,
                              model = model, top_n = top_n, explain = explain, mode = mode, ...)
 
@@ -122,3 +123,18 @@ need_package <- function(pkg, why = "") {
 }
 
 `%||%` <- function(x, y) if (is.null(x)) y else x
+
+# Marker genes must be genes of the object: markers of another object (or another assay) would
+# label these cells from someone else's data. Most missing: an error; a few: a warning.
+check_marker_genes <- function(genes, features) {
+  missing <- setdiff(genes, features)
+  if (!length(missing)) return(invisible(NULL))
+  what <- sprintf("%d of the %d marker genes (%s) are not features of the object", length(missing),
+                  length(genes), paste(utils::head(missing, 5), collapse = ", "))
+  if (length(missing) > length(genes) / 2) {
+    stop(what, ". Were the markers computed on another object or assay? Pass the markers of this ",
+         "object, or leave markers = NULL to compute them.", call. = FALSE)
+  }
+  warning(what, "; they are annotated as given.", call. = FALSE)
+  invisible(NULL)
+}

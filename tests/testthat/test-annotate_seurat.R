@@ -120,3 +120,27 @@ test_that("the deprecated mode = 'markers' warns and gives the grounded labels w
   expect_identical(old$cl_id, new$cl_id)
   expect_true(all(is.na(old$explanation)))
 })
+
+test_that("markers of another object are refused (most genes missing) or reported (a few)", {
+  needs_seurat()
+  pbmc <- SeuratObject::pbmc_small
+  foreign <- data.frame(cluster = factor(rep(c("0", "1", "2"), each = 4)),
+                        gene = c("Cd3e", "Cd4", "Lck", "Zap70", "Lyz2", "Csf1r", "Adgre1", "Itgam",
+                                 "Cd19", "Cd79a", "Ms4a1", "Pax5"),
+                        avg_log2FC = 2, p_val_adj = 0.001)
+  expect_clean_error(annotate_seurat(pbmc, markers = foreign, tissue = tissue, explain = FALSE),
+                     "12 of the 12 marker genes .* are not features of the object.*another object or assay")
+  some <- pbmc_markers()
+  some$gene <- as.character(some$gene)
+  some$gene[1:2] <- c("NOTAGENE1", "NOTAGENE2")
+  said <- character()
+  out <- withCallingHandlers(
+    annotate_seurat(pbmc, markers = some, tissue = tissue, explain = FALSE),
+    warning = function(w) {
+      said <<- c(said, conditionMessage(w))
+      invokeRestart("muffleWarning")
+    })
+  expect_true(any(grepl("2 of the [0-9]+ marker genes \\(NOTAGENE1, NOTAGENE2\\) are not features of the object",
+                        said)))
+  expect_length(out$cellscribe_label, ncol(pbmc))
+})
