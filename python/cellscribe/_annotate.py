@@ -25,7 +25,7 @@ from ._settings import settings
 from .answers import ClusterAnswer, LabelAnswer, cited_markers, json_schema, parse_json, parse_markdown, render_markdown
 from .cache import ResponseCache, make_key
 from .errors import CellscribeError, InputError
-from .llm import Backend, OutputFormatError, get_backend
+from .llm import BACKEND_NAMES, Backend, OutputFormatError, get_backend
 from .llm._errors import LLMError
 from .markers import DEFAULT_TOP_N, read_markers
 from .progress import Progress
@@ -177,6 +177,11 @@ def annotate(
         raise InputError(f"template= and style= apply to mode='llm' (the model names the type); mode={mode!r} asks "
                          "its own grounded question. Pass mode='llm' to use them.")
     system = prompts.text_or_file(system_prompt, "system prompt") if system_prompt is not None else None
+    if isinstance(backend, str) and backend not in BACKEND_NAMES:  # also when no model will run
+        raise InputError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKEND_NAMES)}.")
+    if model is not None and not uses_model(mode, explain):
+        warnings.warn(f"model={model!r} is not used: grounded annotation with explain=False runs no language "
+                      "model.", UserWarning, stacklevel=2)
     web_search = backend_options.pop("web_search", None)
     if web_search is not None and (mode != "agentic" or not callable(web_search)):
         raise InputError("web_search= takes a function (query -> text) and only applies to mode='agentic'.")

@@ -277,15 +277,19 @@ def _select(df: pd.DataFrame, clusters: list[str], *, species: str, source: str,
     selected = _dedupe(df.loc[keep]).groupby("cluster", sort=False).head(top_n)
     genes: dict[str, list[str]] = {}
     dropped: dict[str, str] = {}
+    present = set(df["cluster"])
     for cl in clusters:
         gs = selected.loc[selected["cluster"] == cl, "gene"].tolist()
         if gs:
             genes[cl] = gs
+        elif cl not in present:
+            dropped[cl] = "none of its rows has usable statistics (missing or non-numeric p-values or fold changes)"
         else:
             dropped[cl] = _filter_description(min_log2fc, min_pct, max_padj)
     _finish_checks(genes, dropped, species)
     order = {cl: i for i, cl in enumerate(genes)}
     stats = selected[selected["cluster"].isin(order)].copy()
+    _check_significance(stats)
     stats["rank"] = stats.groupby("cluster", sort=False).cumcount() + 1
     stats = stats.sort_values(["cluster", "rank"], key=lambda s: s.map(order) if s.name == "cluster" else s)
     return MarkerTable(genes=genes, species=species, source=source,
@@ -459,6 +463,23 @@ def _filter_description(min_log2fc: float, min_pct: float | None, max_padj: floa
     if max_padj is not None:
         parts.append(f"p_val_adj <= {max_padj:g}")
     return "no marker passes " + " and ".join(parts)
+
+
+#: A cluster none of whose selected markers has an adjusted p-value at or below this is reported.
+SIGNIFICANT_PADJ = 0.05
+
+
+def _check_significance(stats: pd.DataFrame) -> None:
+    """Warn about clusters whose markers are not significant (random data, over-clustering): a
+    label drawn from them rests on noise."""
+    if "p_val_adj" not in stats or stats.empty:
+        return
+    best = stats.groupby("cluster", sort=False)["p_val_adj"].min()
+    weak = best[best > SIGNIFICANT_PADJ]
+    if len(weak):
+        _warn(f"{len(weak)} of {len(best)} cluster(s) have no marker with adjusted p <= {SIGNIFICANT_PADJ:g} "
+              f"({', '.join(f'{c}: best {p:.2g}' for c, p in list(weak.items())[:5])}): their labels rest on "
+              "noise. Check the clustering (fewer clusters, lower resolution) or whether the data has structure.")
 
 
 def _finish_checks(genes: dict[str, list[str]], dropped: dict[str, str], species: str) -> None:

@@ -10,6 +10,7 @@ import sys
 import pandas as pd
 import pytest
 import scanpy as sc
+from conftest import DATA
 
 import cellscribe as cs
 from cellscribe.errors import InputError, MarkerInputError
@@ -115,3 +116,70 @@ def test_cli_output_path_is_checked_before_any_work(tmp_path):
     assert target.read_text().startswith("cluster,label")
     out = _cli("annotate", str(path), "--no-explain", "--concurrency", "-3")
     assert out.returncode == 2 and "concurrency must be a positive whole number" in out.stderr
+
+
+def test_a_cluster_without_usable_statistics_says_so():
+    df = pd.DataFrame({"cluster": ["b"] * 4 + ["t"] * 4, "gene": B + T, "avg_log2FC": [2.0] * 8,
+                       "p_val_adj": [0.01] * 4 + [float("nan")] * 4})
+    with pytest.warns(MarkerWarning):
+        table = read_markers(df)
+    assert table.dropped == {"t": "none of its rows has usable statistics (missing or non-numeric p-values or "
+                                  "fold changes)"}
+
+
+def test_backend_and_model_names_are_checked_even_when_no_model_runs():
+    with pytest.raises(InputError, match="Unknown backend 'nosuch'; choose one of auto, llamacpp"):
+        cs.annotate({"b": B}, backend="nosuch", explain=False)
+    with pytest.warns(UserWarning, match="model='nosuch-model' is not used: grounded annotation with explain=False"):
+        cs.annotate({"b": B}, model="nosuch-model", explain=False)
+
+
+def test_a_named_model_is_never_replaced_by_the_default_one():
+    """backend='auto' with a model that is neither local nor served (no Ollama listens on port 9)."""
+    from cellscribe.llm import ModelNotFoundError, get_backend
+
+    with pytest.raises(ModelNotFoundError,
+                       match=r"Model 'nosuch-model' is not a local model .* no Ollama server answers"):
+        get_backend("auto", model="nosuch-model", host="http://127.0.0.1:9")
+    out = _cli("annotate", str(DATA / "pbmc_small_markers.csv"), "--model", "nosuch-model", "--host",
+               "http://127.0.0.1:9")
+    assert out.returncode == 2 and "Model 'nosuch-model' is not a local model" in out.stderr
+
+
+@pytest.mark.slow
+def test_two_processes_on_an_empty_cache_both_succeed(tmp_path):
+    """Both fetch the knowledge files and build the marker index at the same time: neither dies on
+    the other's half-written files, and both give the same answer."""
+    path = _write(tmp_path / "m.csv", "cluster,gene\n" + "".join(f"b,{g}\n" for g in B))
+    env = {"CELLSCRIBE_CACHE": str(cs.settings.cache_dir), "PATH": "/usr/bin:/bin"}
+    cmd = [sys.executable, "-m", "cellscribe", "annotate", str(path), "--no-explain", "--format", "csv"]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
+    assert outs[0][0] == outs[1][0] and "B cell" in outs[0][0]
+
+
+def test_markers_of_random_data_are_reported_as_noise():
+    """Clusters of Poisson noise: every cluster's label would rest on non-significant markers."""
+    import anndata as ad
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    genes = [*B, *T, "LYZ", "CD14", "NKG7", "GNLY", "PPBP", "HBB"] + [f"NOISE{i}" for i in range(186)]
+    adata = ad.AnnData(rng.poisson(1.0, (300, len(genes))).astype(np.float32))
+    adata.var_names = genes
+    adata.obs["cluster"] = pd.Categorical(rng.integers(0, 4, 300).astype(str))
+    sc.pp.log1p(adata)
+    sc.tl.rank_genes_groups(adata, "cluster", method="wilcoxon")
+    with pytest.warns(MarkerWarning,
+                      match=r"4 of 4 cluster\(s\) have no marker with adjusted p <= 0.05 .* rest on noise"):
+        read_markers(adata)
+
+
+def test_cli_shows_the_traceback_of_an_error_only_with_verbose():
+    quiet = _cli("annotate", "missing.csv")
+    loud = _cli("-v", "annotate", "missing.csv")
+    assert quiet.returncode == loud.returncode == 2
+    assert "Traceback" not in quiet.stderr and quiet.stderr.strip() == "Error: Marker file not found: missing.csv"
+    assert "Traceback" in loud.stderr and loud.stderr.strip().endswith("Error: Marker file not found: missing.csv")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 
 import typer
 from rich.console import Console
@@ -26,9 +27,15 @@ err = Console(stderr=True, soft_wrap=True)  # one line per message, also in logs
 # Command modules register themselves on `app` when imported.
 from . import _annotate, _demo, _evaluate, _models, _reason, _run  # noqa: E402,F401
 
+#: Set by ``--verbose``: errors then also show where they happened.
+_verbose = False
+
 
 @app.callback()
-def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details.")) -> None:
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log details, and the traceback of errors.")
+          ) -> None:
+    global _verbose
+    _verbose = verbose
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     if not verbose:
@@ -40,6 +47,8 @@ def main() -> None:
     try:
         app()
     except CellscribeError as exc:
+        if _verbose:
+            err.print("".join(traceback.format_exception(exc)), markup=False, highlight=False)
         # escape: messages name things like `pip install cellscribe[interop]`, which rich would
         # read as markup; soft_wrap: one line even when stderr is not a terminal (80 columns).
         err.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)

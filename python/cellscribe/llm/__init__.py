@@ -106,5 +106,9 @@ def _auto(model: str | None, **options: Any) -> Backend:
         return OllamaBackend(wanted, **_accepted(OllamaBackend, options))
     reason = ("no Ollama server answers" if models is None
               else f"Ollama is running but has no {wanted!r} (ollama pull {wanted})")
+    if model is not None:  # a model the user named is never silently replaced by another
+        raise ModelNotFoundError(
+            f"Model {model!r} is not a local model ({', '.join(REGISTRY)} or a .gguf path) and {reason}. "
+            "Name a local model, pull it into Ollama, or pick the backend (--backend openai --base-url ...).")
     log.warning("auto: %s; using the embedded model %s", reason, DEFAULT_LOCAL_MODEL)
     return LlamaCppBackend(None, **_accepted(LlamaCppBackend, options))
