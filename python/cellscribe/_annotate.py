@@ -158,30 +158,9 @@ def annotate(
     lists. ``df.attrs["provenance"]`` holds backend, model, model digest, prompt hash, parameters,
     package version and time; ``df.attrs["stats"]`` the counts of model calls and cache hits.
     """
-    if on_error not in ("raise", "keep"):
-        raise InputError(f"on_error must be 'raise' or 'keep'; got {on_error!r}.")
-    tissue = check_tissue(tissue)
-    if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int)
-                                    or concurrency < 1):
-        raise InputError(f"concurrency must be a positive whole number of parallel requests; got {concurrency!r}.")
-    if style == "markdown" and not explain:
-        raise InputError("style='markdown' always explains; use style='json' with explain=False for labels only.")
-    if mode in DEPRECATED_MODES:
-        new_mode, new_explain = DEPRECATED_MODES[mode]
-        warnings.warn(f"mode={mode!r} is deprecated; use mode={new_mode!r}, explain={new_explain} "
-                      "(the same answer without a language model).", FutureWarning, stacklevel=2)
-        mode, explain = new_mode, new_explain
-    if mode not in MODES:
-        raise InputError(f"mode must be one of {', '.join(map(repr, MODES))}; got {mode!r}.")
-    if mode != "llm" and (template is not None or style != "json"):
-        raise InputError(f"template= and style= apply to mode='llm' (the model names the type); mode={mode!r} asks "
-                         "its own grounded question. Pass mode='llm' to use them.")
-    system = prompts.text_or_file(system_prompt, "system prompt") if system_prompt is not None else None
-    if isinstance(backend, str) and backend not in BACKEND_NAMES:  # also when no model will run
-        raise InputError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKEND_NAMES)}.")
-    if model is not None and not uses_model(mode, explain):
-        warnings.warn(f"model={model!r} is not used: grounded annotation with explain=False runs no language "
-                      "model.", UserWarning, stacklevel=2)
+    tissue, mode, explain, system = _checked(
+        tissue=tissue, mode=mode, explain=explain, style=style, template=template, system_prompt=system_prompt,
+        backend=backend, model=model, concurrency=concurrency, on_error=on_error)
     web_search = backend_options.pop("web_search", None)
     if web_search is not None and (mode != "agentic" or not callable(web_search)):
         raise InputError("web_search= takes a function (query -> text) and only applies to mode='agentic'.")
@@ -280,6 +259,39 @@ def annotate(
     return df
 
 
+def _checked(*, tissue: Any, mode: str, explain: bool, style: str, template: Any, system_prompt: Any,
+             backend: Any, model: str | None, concurrency: Any, on_error: str
+             ) -> tuple[str | None, str, bool, str | None]:
+    """Every option of :func:`annotate` checked before any work, with the option's name in the
+    message; returns the tissue as it goes into prompts, the mode and ``explain`` (an old mode name
+    mapped, with a warning) and the system prompt's text (``None``: the packaged one)."""
+    if on_error not in ("raise", "keep"):
+        raise InputError(f"on_error must be 'raise' or 'keep'; got {on_error!r}.")
+    tissue = check_tissue(tissue)
+    if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int)
+                                    or concurrency < 1):
+        raise InputError(f"concurrency must be a positive whole number of parallel requests; got {concurrency!r}.")
+    if style == "markdown" and not explain:
+        raise InputError("style='markdown' always explains; use style='json' with explain=False for labels only.")
+    if mode in DEPRECATED_MODES:
+        new_mode, new_explain = DEPRECATED_MODES[mode]
+        warnings.warn(f"mode={mode!r} is deprecated; use mode={new_mode!r}, explain={new_explain} "
+                      "(the same answer without a language model).", FutureWarning, stacklevel=3)
+        mode, explain = new_mode, new_explain
+    if mode not in MODES:
+        raise InputError(f"mode must be one of {', '.join(map(repr, MODES))}; got {mode!r}.")
+    if mode != "llm" and (template is not None or style != "json"):
+        raise InputError(f"template= and style= apply to mode='llm' (the model names the type); mode={mode!r} asks "
+                         "its own grounded question. Pass mode='llm' to use them.")
+    system = prompts.text_or_file(system_prompt, "system prompt") if system_prompt is not None else None
+    if isinstance(backend, str) and backend not in BACKEND_NAMES:  # also when no model will run
+        raise InputError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKEND_NAMES)}.")
+    if model is not None and not uses_model(mode, explain):
+        warnings.warn(f"model={model!r} is not used: grounded annotation with explain=False runs no language "
+                      "model.", UserWarning, stacklevel=3)
+    return tissue, mode, explain, system
+
+
 def check_tissue(tissue: Any) -> str | None:
     """``tissue`` as it goes into prompts: text or ``None``; longer than :data:`MAX_TISSUE_CHARS`
     it is cut at a word, with a warning."""
@@ -291,7 +303,7 @@ def check_tissue(tissue: Any) -> str | None:
     if len(tissue) > MAX_TISSUE_CHARS:
         cut = tissue[:MAX_TISSUE_CHARS].rsplit(" ", 1)[0] or tissue[:MAX_TISSUE_CHARS]
         warnings.warn(f"tissue is {len(tissue)} characters long; only the first {len(cut)} go into the prompt "
-                      f"({cut[:40]!r}...). Name the tissue in a few words.", UserWarning, stacklevel=3)
+                      f"({cut[:40]!r}...). Name the tissue in a few words.", UserWarning, stacklevel=4)
         tissue = cut
     return tissue or None
 
