@@ -13,13 +13,18 @@ R aborts R); R users have the cellscribe R package instead.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -139,7 +144,8 @@ def read_rds(path: str | Path, *, assay: str | None = None) -> AnnData:
     from rpy2.robjects.conversion import localconverter
 
     try:
-        res = helpers.rx2("read")(str(path), ro.NULL if assay is None else assay)
+        with _r_errors_not_echoed():
+            res = helpers.rx2("read")(str(path), ro.NULL if assay is None else assay)
     except RRuntimeError as exc:
         raise InputError(f"Cannot read {path}: {_r_message(exc)}") from None
     kind = res.rx2("kind")[0]
@@ -222,7 +228,8 @@ def write_labels_rds(
     from rpy2.rinterface_lib.embedded import RRuntimeError
 
     try:
-        matched = helpers.rx2("write")(str(rds), str(out), json.dumps(payload), key)[0]
+        with _r_errors_not_echoed():
+            matched = helpers.rx2("write")(str(rds), str(out), json.dumps(payload), key)[0]
     except RRuntimeError as exc:
         raise InputError(f"Cannot write labels into {rds}: {_r_message(exc)}") from None
     if int(matched) == 0:
@@ -245,6 +252,20 @@ def _r() -> tuple[Any, Any]:
         raise InputError(f"R could not be started through rpy2 ({exc}). Install R 4.2+ and "
                          "rpy2<3.6 (pip install 'cellscribe[interop]').") from None
     return ro, ro.r(_R_HELPERS)
+
+
+@contextlib.contextmanager
+def _r_errors_not_echoed() -> Iterator[None]:
+    """R's own error text is not echoed to the console (rpy2 logs it as a warning): it is part of
+    the InputError raised from the RRuntimeError, so it would be printed twice."""
+    from rpy2.rinterface_lib import callbacks
+
+    saved = callbacks.consolewrite_warnerror
+    callbacks.consolewrite_warnerror = lambda text: log.debug("R: %s", text.rstrip())
+    try:
+        yield
+    finally:
+        callbacks.consolewrite_warnerror = saved
 
 
 def _missing_extra(exc: ImportError) -> InputError:

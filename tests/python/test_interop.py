@@ -125,6 +125,13 @@ def test_read_rds_errors(rds_files: dict, tmp_path: Path) -> None:
     bad.write_text("not an rds file")
     with pytest.raises(InputError, match="Cannot read .*bad.rds"):
         read_rds(bad)
+    # through the CLI, R's error text is printed once: in the error line, not echoed before it
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "cellscribe", "run", str(bad), "--tissue", "PBMC", "--out",
+                          str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and out.stderr.count("unknown input format") == 1, out.stderr
 
 
 @pytest.mark.model
