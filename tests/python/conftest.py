@@ -6,6 +6,7 @@ the test with the command that prepares it, it never skips.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,13 @@ from cellscribe.llm import local_models
 
 DATA = Path(__file__).parent / "_data"
 USER_MODELS = local_models.REGISTRY["smollm2-135m"].path.parent  # resolved before any test changes settings
+
+
+def cli_env(cache: str | Path | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a ``cellscribe`` subprocess: this process's (PATH, the certificate and
+    pip settings a machine may need to reach PyPI; OLLAMA_HOST is already removed per test) with the
+    test's cache."""
+    return {**os.environ, "CELLSCRIBE_CACHE": str(cache or cellscribe.settings.cache_dir), **extra}
 
 
 @pytest.fixture(autouse=True)

@@ -7,15 +7,14 @@ import subprocess
 import sys
 
 import pytest
-from conftest import DATA
+from conftest import DATA, cli_env
 
 SEURAT_CSV = DATA / "pbmc_small_markers.csv"
 
 
 def cli(*args: str, env_cache=None) -> subprocess.CompletedProcess:
-    import cellscribe as cs
 
-    env = {"CELLSCRIBE_CACHE": str(env_cache or cs.settings.cache_dir), "PATH": "/usr/bin:/bin"}
+    env = cli_env(env_cache)
     return subprocess.run([sys.executable, "-m", "cellscribe", *args], capture_output=True, text=True, env=env,
                           timeout=600)
 

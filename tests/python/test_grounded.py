@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import cli_env
 
 import cellscribe as cs
 from cellscribe.grounded import (
@@ -169,7 +170,7 @@ def test_cli_default_mode_without_explanations_json_and_csv(tmp_path):
 
     path = tmp_path / "m.csv"
     path.write_text("cluster,gene\n" + "".join(f"pdc,{g}\n" for g in CASES[2][0]))
-    env = {"CELLSCRIBE_CACHE": str(cs.settings.cache_dir), "PATH": "/usr/bin:/bin"}
+    env = cli_env()
     run = [sys.executable, "-m", "cellscribe", "annotate", str(path), "--tissue", "PBMC", "--no-explain"]
     out = subprocess.run([*run, "-f", "json"], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr

@@ -10,7 +10,7 @@ import sys
 import pandas as pd
 import pytest
 import scanpy as sc
-from conftest import DATA
+from conftest import DATA, cli_env
 
 import cellscribe as cs
 from cellscribe.errors import InputError, MarkerInputError
@@ -97,7 +97,7 @@ def test_markers_not_a_table_error():
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    env = {"CELLSCRIBE_CACHE": str(cs.settings.cache_dir), "PATH": "/usr/bin:/bin"}
+    env = cli_env()
     return subprocess.run([sys.executable, "-m", "cellscribe", *args], capture_output=True, text=True, env=env,
                           timeout=300)
 
@@ -151,7 +151,7 @@ def test_two_processes_on_an_empty_cache_both_succeed(tmp_path):
     """Both fetch the knowledge files and build the marker index at the same time: neither dies on
     the other's half-written files, and both give the same answer."""
     path = _write(tmp_path / "m.csv", "cluster,gene\n" + "".join(f"b,{g}\n" for g in B))
-    env = {"CELLSCRIBE_CACHE": str(cs.settings.cache_dir), "PATH": "/usr/bin:/bin"}
+    env = cli_env()
     cmd = [sys.executable, "-m", "cellscribe", "annotate", str(path), "--no-explain", "--format", "csv"]
     procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]

@@ -13,6 +13,7 @@ import time
 
 import pytest
 from _servers import FaultProxy, free_port
+from conftest import cli_env
 
 import cellscribe as cs
 from cellscribe.llm import (
@@ -119,7 +120,7 @@ def test_killed_run_resumes_without_recomputing_finished_clusters(llama_server, 
     markers.write_text("cluster,gene\n" + "".join(f"{c},{g}\n" for c, gs in genes.items() for g in gs.split(",")))
     cmd = [sys.executable, "-m", "cellscribe", "annotate", str(markers), "--backend", "openai", "--model", "local-qwen",
            "--base-url", None, "--mode", "llm", "--no-explain", "--format", "json", "--concurrency", "1"]
-    env = {"CELLSCRIBE_CACHE": str(cs.settings.cache_dir), "PATH": "/usr/bin:/bin"}
+    env = cli_env()
     with FaultProxy(llama_server.base_url, [("pass",), ("pass",), ("hang",)]) as proxy:
         cmd[cmd.index(None)] = proxy.base_url  # the same endpoint both times: it is part of the cache key
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import cli_env
 
 import cellscribe.progress as progress
 from cellscribe import settings
@@ -91,7 +92,7 @@ def test_cli_prints_progress_lines_into_a_log(tmp_path):
     """`cellscribe annotate` with stderr redirected to a file: the grounded run says what it does."""
     path = tmp_path / "m.csv"
     path.write_text("cluster,gene\n" + "".join(f"b,{g}\n" for g in ("MS4A1", "CD79A", "CD19", "CD79B")))
-    env = {"CELLSCRIBE_CACHE": str(settings.cache_dir), "PATH": "/usr/bin:/bin"}
+    env = cli_env()
     out = subprocess.run([sys.executable, "-m", "cellscribe", "annotate", str(path), "--no-explain"],
                          capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr

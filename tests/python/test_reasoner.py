@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scanpy as sc
+from conftest import cli_env
 
 from cellscribe import reasoner
 from cellscribe.errors import InputError
@@ -231,9 +232,8 @@ def test_lora_lowers_the_loss_and_the_adapter_loads_and_generates(smollm_path, s
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    import cellscribe as cs
 
-    env = {"CELLSCRIBE_CACHE": str(cs.settings.cache_dir), "PATH": "/usr/bin:/bin", "CELLSCRIBE_THREADS": "1"}
+    env = cli_env(CELLSCRIBE_THREADS="1")
     return subprocess.run([sys.executable, "-m", "cellscribe", *args], capture_output=True, text=True, env=env,
                           timeout=600)
 

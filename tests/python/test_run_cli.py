@@ -14,14 +14,14 @@ import pandas as pd
 import pytest
 import scipy.io
 import scipy.sparse as sp
+from conftest import cli_env
 
-import cellscribe
 from cellscribe import io
 from cellscribe.errors import InputError
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    env = {"CELLSCRIBE_CACHE": str(cellscribe.settings.cache_dir), "PATH": "/usr/bin:/bin"}
+    env = cli_env()
     return subprocess.run([sys.executable, "-m", "cellscribe", *args], capture_output=True, text=True, env=env,
                           timeout=600)
 
