@@ -15,14 +15,12 @@ Built once per species from CellMarker 2.0 and singleCellBase, then kept as a pi
 from __future__ import annotations
 
 import logging
-import os
 import pickle
-import tempfile
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from ..knowledge._wheeldata import knowledge_dir
+from ..knowledge._wheeldata import knowledge_dir, write_pickle
 from ..progress import phase
 
 log = logging.getLogger(__name__)
@@ -111,10 +109,7 @@ def _read_cached(species: str) -> MarkerIndex:
     with phase(f"building the {species} marker index from CellMarker 2.0 and singleCellBase (first use only, "
                "about 15 s)"):
         index = _build(species)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as fh:
-        pickle.dump(index, fh, protocol=pickle.HIGHEST_PROTOCOL)  # another process may build it too
-    os.replace(fh.name, path)
+    write_pickle(index, path)
     return index
 
 

@@ -13,6 +13,7 @@ import fnmatch
 import hashlib
 import logging
 import os
+import pickle
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -60,6 +61,15 @@ class WheelFile:
 def knowledge_dir() -> Path:
     """Folder of fetched knowledge files and their derived indexes (``<cache_dir>/knowledge``)."""
     return Path(settings.cache_dir) / "knowledge"
+
+
+def write_pickle(obj: object, path: Path) -> None:
+    """Pickle ``obj`` to ``path`` through a temporary file of its own, then rename: a reader never
+    sees half a file, and two processes building the same cache at once both succeed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as fh:
+        pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(fh.name, path)
 
 
 def fetch(spec: WheelFile) -> Path:

