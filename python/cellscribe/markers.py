@@ -538,7 +538,7 @@ def _check_known(symbols: list[str]) -> None:
     if unknown:
         _warn(f"{len(unknown)} marker(s) are not human gene symbols known to NCBI Gene "
               f"({', '.join(unknown[:8])}{', ...' if len(unknown) > 8 else ''}): check for typos, "
-              "retired names or the wrong species. They are passed to the model as they are.")
+              "retired names or the wrong species. They are used as they are.")
 
 
 def _warn(message: str) -> None:
