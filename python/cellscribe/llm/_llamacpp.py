@@ -11,6 +11,7 @@ temperature > 0 uses llama-cpp-python's own grammar sampling (see :mod:`._decodi
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import os
@@ -47,6 +48,17 @@ def load_model(path: Path, *, n_ctx: int = 4096, n_threads: int | None = None) -
             except ValueError as exc:  # llama-cpp-python's error for unreadable files
                 raise ModelNotFoundError(f"llama.cpp could not load {path}: {exc}") from exc
         return _LOADED[key]
+
+
+@atexit.register
+def _free_models() -> None:
+    """Free the loaded models at exit while llama_cpp can still do it: left to ``Llama.__del__`` at
+    interpreter shutdown, its functions may already be gone ("'NoneType' object is not callable"
+    printed after the last line of a run)."""
+    with _LOAD_LOCK:
+        for llama in _LOADED.values():
+            llama.close()
+        _LOADED.clear()
 
 
 @functools.lru_cache(maxsize=32)
