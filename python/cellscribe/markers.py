@@ -370,22 +370,20 @@ def _read_path(path: Path) -> Any:
 
 def _decode(raw: bytes, path: Path) -> str:
     """The text of a marker file: UTF-8 (with or without a BOM), UTF-16 with a BOM (Excel's
-    "Unicode text"), else Windows-1252/Latin-1 with a warning naming it."""
+    "Unicode text"), else Windows-1252, or Latin-1 (which decodes any bytes), with a warning."""
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         return raw.decode("utf-16")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         where = exc.start
-    for encoding in ("cp1252", "latin-1"):
-        try:
-            text = raw.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-        _warn(f"{path.name} is not UTF-8 (byte {where}); read it as {encoding}. Save it as UTF-8 to be sure "
-              "gene and cluster names are read as written.")
-        return text
-    raise MarkerInputError(f"{path} is not a text file in UTF-8, UTF-16 or Latin-1; save it as UTF-8 CSV.")
+    try:
+        text, encoding = raw.decode("cp1252"), "cp1252"
+    except UnicodeDecodeError:
+        text, encoding = raw.decode("latin-1"), "latin-1"
+    _warn(f"{path.name} is not UTF-8 (byte {where}); read it as {encoding}. Save it as UTF-8 to be sure "
+          "gene and cluster names are read as written.")
+    return text
 
 
 def _separator(header: str) -> str:

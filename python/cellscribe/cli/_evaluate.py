@@ -70,8 +70,7 @@ def gptcelltype(
     compare with the published methods on the same rows. Answers are cached: a rerun resumes."""
     from ..evaluate import run_benchmark
 
-    options: dict[str, Any] = {"cache": cache}
-    options["mode"] = mode
+    options: dict[str, Any] = {"cache": cache, "mode": mode}
     for key, value in (("style", style), ("top_n", top_n), ("seed", seed),
                        ("temperature", temperature), ("concurrency", concurrency), ("template", template),
                        ("system_prompt", system_prompt)):

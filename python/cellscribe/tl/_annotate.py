@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .._annotate import DEFAULT_MODE
 from .._annotate import annotate as annotate_markers
 from ..errors import InputError
 from ..markers import DEFAULT_TOP_N, from_scanpy
@@ -117,7 +116,7 @@ def annotate(
         "params": _h5ad_safe({"groupby": groupby, "tissue": tissue, "species": species,
                               "backend": backend if isinstance(backend, str) else backend.name,
                               "model": df.attrs["provenance"].get("model"), "top_n": top_n,
-                              "mode": df.attrs["provenance"].get("mode", kwargs.get("mode", DEFAULT_MODE))}),
+                              "mode": df.attrs["provenance"]["mode"]}),
         "provenance": _h5ad_safe(df.attrs.get("provenance", {})),
         "clusters": {str(r["cluster"]): _h5ad_safe(r)
                      for r in df.drop(columns=["cached", "seconds"]).to_dict("records")},
