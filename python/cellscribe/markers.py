@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import MarkerInputError
+from .knowledge import genes
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -44,6 +45,9 @@ SCANPY_EXPORT_COLUMNS = {"group": "cluster", "names": "gene", "logfoldchanges": 
 #: Columns read from marker files as text, exactly as written (cluster "01" stays "01", "3.10" is
 #: not "3.1").
 TEXT_COLUMNS = ("cluster", "gene", "group", "names")
+#: Missing-value words in the other columns of a marker file (pandas' own list).
+NA_WORDS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A",
+            "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
 SPECIES = ("human", "mouse")
 
 _ENSEMBL = re.compile(r"^ENS[A-Z]*G\d{6,}(\.\d+)?$")
@@ -355,7 +359,11 @@ def _read_path(path: Path) -> Any:
         header = text.lstrip().split("\n", 1)[0]
         sep = "\t" if ".tsv" in suffix else _separator(header)
         try:
-            df = pd.read_csv(io.StringIO(text), sep=sep, dtype={c: str for c in TEXT_COLUMNS})
+            # names are text as written ("NA", "null", "None" are cluster IDs or genes, not missing);
+            # pandas' missing-value words apply to the numeric columns only
+            names = pd.read_csv(io.StringIO(text), sep=sep, nrows=0).columns
+            df = pd.read_csv(io.StringIO(text), sep=sep, dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=False,
+                             na_values={c: list(NA_WORDS) for c in names if c not in TEXT_COLUMNS})
         except pd.errors.EmptyDataError:
             raise MarkerInputError(f"The marker file {path} is empty.") from None
         except pd.errors.ParserError as exc:
@@ -526,8 +534,6 @@ def _check_known(symbols: list[str]) -> None:
     Bioconductor gene databases are not installed the check is skipped with a debug log line.
     Mouse symbols are not checked: the gene index holds human genes only.
     """
-    from .knowledge import genes
-
     try:
         unknown = genes.unknown(symbols)
     except genes.GeneKnowledgeUnavailableError as exc:
