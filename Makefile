@@ -32,8 +32,10 @@ test-quick: setup-python
 test-python: setup-python
 	$(PY) -m pytest
 
+## ruff, and the layer order of pyproject.toml ([tool.importlinter]).
 lint:
 	$(VENV)/bin/ruff check python tests benchmarks
+	$(VENV)/bin/lint-imports --no-cache
 
 benchmark: setup-python
 	$(PY) benchmarks/bench_annotate.py

@@ -14,8 +14,9 @@
 #' @param tissue Tissue of origin, put in the prompt (e.g. `"PBMC"`); `NULL` for none.
 #' @param species `"human"` or `"mouse"`.
 #' @param backend `"auto"` (an Ollama server when it answers and has the model, otherwise the
-#'   embedded model), `"llamacpp"` (embedded), `"ollama"` or `"openai"` (also any
-#'   OpenAI-compatible server via `base_url =`).
+#'   embedded model), `"llamacpp"` (embedded), `"ollama"`, `"openai"` (also any
+#'   OpenAI-compatible server via `base_url =`) or `"transformers"` (a Hugging Face model run by
+#'   the `transformers` library, in Python's `cellscribe[ml]` extra).
 #' @param model The model for that backend: a local model name (`"qwen2.5-coder-1.5b"`, the
 #'   default for the embedded backend) or a `.gguf` path, an Ollama tag (`"gpt-oss:20b"`), an
 #'   OpenAI model name. `NULL` for the backend's default.
@@ -46,22 +47,28 @@
 #'   `on_error` (`"keep"` returns failed clusters with an `error` column), and backend options
 #'   such as `host`, `base_url`, `api_key_env`, `timeout`, `think`.
 #'
-#' @returns A data.frame with one row per cluster and the columns
-#'   * `cluster` (character), `label`, `broad_lineage`, `confidence` (0 to 1), `title`;
-#'   * `explanation`: Markdown, `## **title**` and three `- ` bullets (`NA` when
-#'     `explain = FALSE`);
-#'   * `supporting_markers`: list column, the sent markers that the explanation cites;
-#'   * `bullets`, `markers` (the markers sent): list columns;
-#'   * `cached` (answer served from the cache) and `seconds` (model time);
+#' @returns A data.frame with one row per cluster and every column of the Python result table
+#'   (`cellscribe.results`), in its order, each with the R type of its kind: text and IDs as
+#'   character, numbers as numeric, flags as logical, lists as list columns of character vectors.
+#'   * `cluster`, `label`, `broad_lineage`, `confidence` (0 to 1), `title`;
+#'   * `bullets` (list column) and `explanation` (Python's `explanation_markdown`): Markdown,
+#'     `## **title**` and three `- ` bullets (`NA` and empty when `explain = FALSE`);
+#'   * `supporting_markers` (the sent markers that the explanation cites) and `markers` (the
+#'     markers sent): list columns;
+#'   * `cached` (answer served from the cache) and `seconds` (time spent on the cluster);
 #'   * with the default `mode = "grounded"` (and `"agentic"`): `cl_id` and `cl_name` (the Cell
 #'     Ontology term, `"unmapped"` when no marker is known), `evidence_genes` (list column),
-#'     `candidates` (the re-ranked alternatives) and `chosen_by` (what chose the label). With
-#'     `mode = "llm"` these columns are absent.
+#'     `candidates` (list column, the re-ranked alternatives, most probable first) and `chosen_by`
+#'     (what chose the label). With `mode = "llm"` these columns are absent;
+#'   * with `mode = "agentic"`: `agent_tools` (list column, the tools the model called, in order);
+#'   * with `on_error = "keep"` and a failed cluster: `error`.
 #'
 #'   Attributes `provenance` (backend, model, model digest, prompt hash, parameters, package
 #'   version, time) and `stats` (model calls, cache hits).
 #'
-#'   Errors are R errors of class `cellscribe_error` whose message names the problem and the fix.
+#'   Errors are R errors of class `cellscribe_error` whose message names the problem and the fix;
+#'   when some clusters failed (class `cellscribe_AnnotationError`) the condition's `partial` holds
+#'   the table of every cluster as the same data.frame, the failed ones with an `error`.
 #' @seealso [annotate_seurat()] to write the labels into a Seurat object,
 #'   [cellscribe_explanations()] to show the explanations, [cellscribe_status()].
 #' @export
@@ -85,8 +92,14 @@ annotate_markers <- function(markers, tissue = NULL, species = "human", backend 
     stop("`top_n` must be a single positive whole number, e.g. 10.", call. = FALSE)
   }
   options$top_n <- as.integer(top_n)
-  reply <- call_bridge("annotate", markers_to_json(markers), options_to_json(options))
-  result <- records_to_frame(reply$clusters)
+  reply <- tryCatch(
+    call_bridge("annotate", markers_to_json(markers), options_to_json(options)),
+    cellscribe_AnnotationError = function(e) {
+      e$partial <- records_to_frame(e$data$columns, e$data$clusters)
+      stop(e)
+    }
+  )
+  result <- records_to_frame(reply$columns, reply$clusters)
   attr(result, "provenance") <- reply$provenance
   attr(result, "stats") <- reply$stats
   result

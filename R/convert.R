@@ -66,46 +66,38 @@ options_to_json <- function(options) {
                    force = TRUE)
 }
 
-# The per-cluster records of a bridge reply as a data.frame, one row per cluster.
-records_to_frame <- function(records) {
-  chr <- function(key) {
-    vapply(records, function(r) if (is.null(r[[key]])) NA_character_ else as.character(r[[key]]),
-           character(1))
-  }
-  num <- function(key) {
-    vapply(records, function(r) if (is.null(r[[key]])) NA_real_ else as.numeric(r[[key]]),
-           numeric(1))
-  }
-  lst <- function(key) {
-    lapply(records, function(r) as.character(unlist(r[[key]])))
-  }
-  df <- data.frame(
-    cluster = chr("cluster"),
-    label = chr("label"),
-    broad_lineage = chr("broad_lineage"),
-    confidence = num("confidence"),
-    title = chr("title"),
-    explanation = chr("explanation_markdown"),
-    stringsAsFactors = FALSE
+# R's name of a result column where it differs from Python's (cellscribe.results): the R package
+# has always called the explanation `explanation` (as does cellscribe.interop in Seurat's misc).
+r_column_names <- c(explanation_markdown = "explanation")
+
+# The result table of a bridge reply as a data.frame, one row per cluster: every column the reply
+# lists in `columns`, in that order, built from its kind (cellscribe.results): id and text as
+# character, number as numeric, flag as logical, list as a list column of character vectors.
+# A JSON null is NA (an empty character vector in a list column).
+records_to_frame <- function(columns, records) {
+  build <- list(
+    id = function(key) scalars(records, key, NA_character_, as.character),
+    text = function(key) scalars(records, key, NA_character_, as.character),
+    number = function(key) scalars(records, key, NA_real_, as.numeric),
+    flag = function(key) scalars(records, key, NA, as.logical),
+    list = function(key) lapply(records, function(r) as.character(unlist(r[[key]])))
   )
-  df$supporting_markers <- lst("supporting_markers")
-  df$bullets <- lst("bullets")
-  df$markers <- lst("markers")
-  df$cached <- vapply(records, function(r) isTRUE(r$cached), logical(1))
-  df$seconds <- num("seconds")
-  # mode = "grounded" (the default) / "agentic": the Cell Ontology term and the evidence behind it
-  # (the key is there, null, for a cluster whose markers no database knows: "unmapped", as in Python's
-  # cellscribe.tl.annotate)
-  if (any(vapply(records, function(r) "cl_id" %in% names(r), logical(1)))) {
-    df$cl_id <- chr("cl_id")
-    df$cl_id[is.na(df$cl_id)] <- "unmapped"
-    df$cl_name <- chr("cl_name")
-    df$evidence_genes <- lst("evidence_genes")
-    df$candidates <- lst("candidates")
-    df$chosen_by <- chr("chosen_by")
+  df <- data.frame(row.names = seq_along(records))
+  for (col in columns) {
+    df[[column_name(col$name)]] <- (build[[col$kind]] %||% build$text)(col$name)  # unknown kind: text
   }
-  if (any(vapply(records, function(r) !is.null(r$error), logical(1)))) {
-    df$error <- chr("error")
-  }
+  rownames(df) <- NULL
+  # A cluster whose markers no database knows has no Cell Ontology term: "unmapped", as in
+  # cellscribe.tl.annotate's obs column.
+  if (!is.null(df$cl_id)) df$cl_id[is.na(df$cl_id)] <- "unmapped"
   df
+}
+
+# One value per record of `key`, `missing` where the record has none.
+scalars <- function(records, key, missing, as) {
+  vapply(records, function(r) if (is.null(r[[key]])) missing else as(r[[key]]), missing)
+}
+
+column_name <- function(name) {
+  if (name %in% names(r_column_names)) r_column_names[[name]] else name
 }

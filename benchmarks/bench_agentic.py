@@ -59,8 +59,7 @@ def main() -> None:
     import warnings
 
     import cellscribe as cs
-    from cellscribe.evaluate import read_table, score_table
-    from cellscribe.evaluate._gptcelltype import marker_genes, species_of
+    from cellscribe.benchmark import marker_genes, read_table, score_table, species_of
     from cellscribe.llm import local_models
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

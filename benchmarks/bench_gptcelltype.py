@@ -59,17 +59,17 @@ def knowledge_times() -> None:
 def scorer() -> None:
     import pandas as pd
 
-    from cellscribe import evaluate as ev
-    from cellscribe.evaluate import _mapping
+    from cellscribe import benchmark as ev
+    from cellscribe.knowledge import labels as label_mapping
 
     table = pd.read_csv(DEV)
     labels = sorted({str(x) for m in ev.PUBLISHED_METHODS for x in table[f"{m}_annotation"].dropna()}
                     | set(table["manual_annotation"]))
-    _mapping._map_cached.cache_clear()
-    ev.map_label("warm up the indexes")
+    label_mapping._map_cached.cache_clear()
+    label_mapping.map_label("warm up the indexes")
     start = time.perf_counter()
     for label in labels:
-        ev.map_label(label)
+        label_mapping.map_label(label)
     seconds = time.perf_counter() - start
     print(f"map_label: {len(labels)} distinct labels in {seconds:.2f} s ({len(labels) / seconds:.0f} labels/s, cold)")
     print("\nScorer validity on dev.csv: re-scored published labels vs the published agreement")
@@ -84,7 +84,7 @@ def scorer() -> None:
 
 
 def model_run(model: str, limit: int | None, out: Path) -> None:
-    from cellscribe import evaluate as ev
+    from cellscribe import benchmark as ev
 
     print(f"\nModel run: {model} on {DEV.name}{f' (first {limit} rows)' if limit else ''}; load average {load()}")
     start = time.perf_counter()

@@ -48,7 +48,8 @@ def per_dataset(table: pd.DataFrame, chosen: pd.DataFrame) -> pd.Series:
 
 
 def main() -> None:
-    from cellscribe.grounded import _rerank as rr
+    from cellscribe import benchmark as rr
+    from cellscribe.grounded import MODEL_FILE, TOP_K
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--table", default=str(DEV))
@@ -96,7 +97,7 @@ def main() -> None:
         print(f"grounded (label only): median {statistics.median(seconds):.2f} s per cluster, "
               f"{sum(s > 0.2 for s in seconds)} clusters asked the model")
     if args.model_alone:
-        from cellscribe.evaluate import run_benchmark
+        from cellscribe.benchmark import run_benchmark
 
         res = run_benchmark(table, backend="llamacpp", model="qwen2.5-coder-1.5b", explain=False)
         results["model alone"] = res.rows["agreement"].fillna(0).to_numpy()
@@ -129,11 +130,11 @@ def main() -> None:
         cv = float(results["rerank (CV)"].mean())
         model = rr.fit(train, info={
             "trained_on": "../shared/benchmarks/gptcelltype/dev.csv (all 447 rows, every dataset)",
-            "marker_lengths": [n or "all" for n in rr.TRAIN_LENGTHS], "top_k": rr.TOP_K,
+            "marker_lengths": [n or "all" for n in rr.TRAIN_LENGTHS], "top_k": TOP_K,
             "target": "GPTCelltype agreement of each candidate (0.5 = half positive, half negative)",
             "cv": f"leave-one-dataset-out mean agreement {cv:.4f} on full marker lists",
             "date": date.today().isoformat(), "script": "benchmarks/bench_grounded.py --fit"})
-        path = ROOT / "python" / "cellscribe" / "grounded" / rr.MODEL_FILE
+        path = ROOT / "python" / "cellscribe" / "grounded" / MODEL_FILE
         model.save(path)
         print(f"\nsaved the re-ranker trained on all rows to {path}")
 
@@ -152,32 +153,29 @@ def without_cellmarker() -> None:
 def grounded_cv(table: pd.DataFrame, train: pd.DataFrame, margin: float) -> tuple[np.ndarray, list[float]]:
     """Grounded labels (model on near-ties, no explanation) with each dataset's re-ranker trained
     on the other datasets; agreement per row and seconds per cluster."""
-    from cellscribe.cache import ResponseCache
-    from cellscribe.evaluate._gptcelltype import marker_genes, score_table, species_of
-    from cellscribe.grounded import _rerank as rr
-    from cellscribe.grounded._annotate import annotate_cluster
+    from cellscribe.benchmark import fit, marker_genes, score_table, species_of
+    from cellscribe.engine import Grounded, Sampling, Unit, run
     from cellscribe.llm import get_backend
 
     be = get_backend("llamacpp", model="qwen2.5-coder-1.5b",
                      n_threads=int(os.environ.get("CELLSCRIBE_THREADS", "2")))
-    ident = be.identity
-    key_identity = {"backend": ident.backend, "model": ident.model, "digest": ident.digest}
-    params = {"temperature": 0.0, "seed": 0, "max_tokens": 64, "margin": margin}
-    store = ResponseCache()
     labels: list[str | None] = [None] * len(table)
     seconds = []
     for ds in table["dataset"].unique():
-        model = rr.fit(train[train["dataset"] != ds])
+        reranker = fit(train[train["dataset"] != ds])  # trained without this dataset
+        groups: dict[tuple[str | None, str], list[Unit]] = {}
         for i in np.flatnonzero((table["dataset"] == ds).to_numpy()):
-            r = table.iloc[i]
-            genes = marker_genes(r["marker"])
-            row = annotate_cluster(be, f"row{i}", genes, tissue=r["tissue"] if isinstance(r["tissue"], str) else None,
-                                   species=species_of(genes), explain=False, params=params, store=store,
-                                   key_identity=key_identity, reranker=model)
-            labels[i] = None if row["label"] == "unmapped" else row["label"]
-            if not row["cached"]:
-                seconds.append(row["seconds"])
-    store.close()
+            genes, tissue = marker_genes(table.iloc[i]["marker"]), table.iloc[i]["tissue"]
+            key = (tissue if isinstance(tissue, str) else None, species_of(genes))
+            groups.setdefault(key, []).append(Unit(str(i), genes))
+        for (tissue, species), units in groups.items():
+            strategy = Grounded(tissue=tissue, species=species, explain=False, reranker=reranker, margin=margin)
+            out = run(strategy, units, backend=be, sampling=Sampling(max_tokens=64), progress=False)
+            for u in units:
+                row = out.answers[u.id]
+                labels[int(u.id)] = None if row["label"] == "unmapped" else row["label"]
+                if not out.cached[u.id]:
+                    seconds.append(out.seconds[u.id])
     scored = score_table(table, labels)
     return scored["agreement"].fillna(0).to_numpy(), seconds or [0.0]
 

@@ -10,7 +10,7 @@ cells of the second half (a stratified draw, seed 0) are annotated. Figures:
   :func:`cellscribe.evaluate.cell_accuracy` (1 / 0.5 / 0 per cell).
 * **Throughput** on the first ``--n-throughput`` of those cells with the k-shot prompt, same cells,
   same run: *naive* resets the llama.cpp state before every call and goes in input order (one
-  full prompt evaluation per cell); *fast* is :func:`cellscribe.reasoner._annotate.run_cells`
+  full prompt evaluation per cell); *fast* is :func:`cellscribe.reasoner.run_cells`
   (shared-prefix reuse, sorted sentences, one call per distinct sentence) on a fresh answer cache.
   Decoding is greedy, so the labels must be identical (asserted). The fast pass runs first, so it
   pays any warm-up.
@@ -131,7 +131,7 @@ def kshot_prompt(cells, reference, *, n_genes: int, seed: int = 0):
     """The k-shot prompt of annotate_cells (one exemplar per type, reference labels as candidates)
     and the cells' sentences."""
     from cellscribe import reasoner
-    from cellscribe.reasoner._annotate import reference_sentences
+    from cellscribe.reasoner._reference import reference_sentences
 
     ranking = reasoner.gene_ranking(reference)
     ref_sentences, ref_labels = reference_sentences(reference, LABEL_KEY, ranking, n_genes)
@@ -148,7 +148,7 @@ def kshot_prompt(cells, reference, *, n_genes: int, seed: int = 0):
 def throughput(be, cells, reference, *, n_genes: int, cache_path: Path) -> dict:
     """Naive (state reset before every call, input order) against fast (run_cells), same cells."""
     from cellscribe import reasoner
-    from cellscribe.reasoner._annotate import ask, run_cells
+    from cellscribe.engine import Sampling, ask_structured
 
     prompt, candidates, sentences = kshot_prompt(cells, reference, n_genes=n_genes)
     schema = reasoner.answer_schema(candidates)
@@ -156,7 +156,7 @@ def throughput(be, cells, reference, *, n_genes: int, cache_path: Path) -> dict:
     be.llama.reset()
     load_fast = load_avg()
     start = time.perf_counter()
-    answers, failures, stats = run_cells(be, prompt, sentences, schema=schema, candidates=candidates,
+    answers, failures, stats = reasoner.run_cells(be, prompt, sentences, schema=schema, candidates=candidates,
                                          cache=cache_path, progress=False)
     fast_s = time.perf_counter() - start
     if failures:
@@ -166,7 +166,8 @@ def throughput(be, cells, reference, *, n_genes: int, cache_path: Path) -> dict:
     start = time.perf_counter()
     for sentence in sentences:
         be.llama.reset()  # forget the cached prompt: every call evaluates the whole prompt
-        answer, _, _ = ask(be, prompt.messages(sentence), schema=schema, candidates=candidates)
+        answer = ask_structured(be, prompt.messages(sentence), parse=lambda t: reasoner.parse_answer(t, candidates),
+                                schema=schema, sampling=Sampling(max_tokens=reasoner.MAX_TOKENS)).value
         naive_labels.append(answer.label)
     naive_s = time.perf_counter() - start
     fast_labels = [answers[" ".join(s)].label for s in sentences]
@@ -210,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from cellscribe import reasoner
-    from cellscribe._settings import settings
+    from cellscribe.config import settings
     from cellscribe.llm import get_backend
 
     out = Path(args.out)

@@ -12,23 +12,18 @@ Namespaces follow scanpy: ``tl`` (tools on AnnData), ``get`` (tidy readers of re
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-from ._settings import settings
+from .config import settings
 from .errors import CellscribeError, InputError, MarkerInputError
+from .version import __version__
 
-try:
-    __version__ = version("cellscribe")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0+unknown"
-
-_SUBMODULES = {"tl", "get", "markers", "llm", "prompts", "answers", "cache", "report", "datasets", "embed",
-               "evaluate", "knowledge", "pl", "pp", "io", "pipeline", "reasoner"}
+_SUBMODULES = {"answers", "benchmark", "cache", "datasets", "embed", "engine", "evaluate", "get", "grounded", "io",
+               "knowledge", "llm", "markers", "pipeline", "pl", "pp", "prompts", "reasoner", "report", "results", "tl"}
 
 if TYPE_CHECKING:
     from . import get, llm, markers, tl
-    from ._annotate import annotate
+    from .engine import annotate
 
 __all__ = ["CellscribeError", "InputError", "MarkerInputError", "annotate", "get", "llm", "markers",
            "settings", "tl", "__version__"]
@@ -36,7 +31,7 @@ __all__ = ["CellscribeError", "InputError", "MarkerInputError", "annotate", "get
 
 def __getattr__(name: str) -> Any:
     if name == "annotate":
-        from ._annotate import annotate
+        from .engine import annotate
 
         return annotate
     if name in _SUBMODULES:

@@ -22,8 +22,8 @@ from typing import Annotated, Any, TypeVar
 import json_repair
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .llm._base import MAX_SENTENCES_KEY
-from .llm._errors import OutputFormatError
+from .errors import OutputFormatError
+from .llm import MAX_SENTENCES_KEY
 
 MAX_WORDS = 300
 MAX_SENTENCES = 2
@@ -46,7 +46,7 @@ def count_sentences(text: str) -> int:
     return ends + (0 if re.search(r"[.!?]\s*$", text) else 1)
 
 
-def _clean(text: str) -> str:
+def clean_text(text: str) -> str:
     return " ".join(text.replace("**", "").split()).strip(" -*•")
 
 
@@ -61,7 +61,7 @@ class LabelAnswer(BaseModel):
     @field_validator("label")
     @classmethod
     def _label(cls, v: str) -> str:
-        v = _clean(v)
+        v = clean_text(v)
         if not v:
             raise ValueError("label is empty")
         return v
@@ -82,7 +82,7 @@ class ClusterAnswer(BaseModel):
     @field_validator("label", "broad_lineage", "title")
     @classmethod
     def _text(cls, v: str) -> str:
-        v = _clean(v.lstrip("#"))
+        v = clean_text(v.lstrip("#"))
         if not v:
             raise ValueError("must not be empty")
         return v
@@ -92,7 +92,7 @@ class ClusterAnswer(BaseModel):
     def _bullets(cls, v: list[str]) -> list[str]:
         out = []
         for i, b in enumerate(v, 1):
-            b = _clean(b)
+            b = clean_text(b)
             n = count_sentences(b)
             if n == 0:
                 raise ValueError(f"bullet {i} is empty")
@@ -172,13 +172,13 @@ def parse_markdown(text: str) -> MarkdownAnswer:
         heading = _HEADING.match(line) or (None if title else _BOLD_LINE.match(line))
         bullet = _BULLET.match(line)
         if heading and title is None and not bullets:
-            title = _clean(heading.group(1))
+            title = clean_text(heading.group(1))
         elif bullet and not _HEADING.match(line):
-            bullets.append(_clean(bullet.group(1)))
+            bullets.append(clean_text(bullet.group(1)))
         elif bullets:
-            bullets[-1] = _clean(bullets[-1] + " " + line)
+            bullets[-1] = clean_text(bullets[-1] + " " + line)
         elif title is None:
-            title = _clean(line)
+            title = clean_text(line)
     if not title:
         raise OutputFormatError("the answer has no title line (## **Cell type**)")
     if len(bullets) != 3:

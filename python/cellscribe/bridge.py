@@ -15,6 +15,7 @@ Every reply has ``"ok"``, ``"warnings"`` and ``"messages"``; the other keys depe
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import math
@@ -25,9 +26,19 @@ import traceback
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from .errors import CellscribeError, InputError
+import pandas as pd
+
+from . import results
+from .config import settings
+from .engine import annotate as annotate_markers
+from .errors import AnnotationError, CellscribeError, InputError
+from .llm import ollama_host, ollama_models
+from .llm.local_models import DEFAULT_LOCAL_MODEL
+from .llm.local_models import status as model_status
+from .version import __version__
 
 __all__ = ["annotate", "status"]
 
@@ -50,10 +61,12 @@ def annotate(markers_json: str, options_json: str = "{}") -> str:
 
     Returns
     -------
-    A JSON document: ``clusters`` (one record per cluster with ``cluster, label, broad_lineage,
-    confidence, title, bullets, explanation_markdown, supporting_markers, markers, cached,
-    seconds`` and ``error`` when ``on_error="keep"`` kept a failure), ``provenance`` and
-    ``stats`` (``df.attrs`` of :func:`cellscribe.annotate`), or the error.
+    A JSON document: ``columns`` (the result table's columns in order, each ``{"name", "kind"}``
+    with the kinds of :mod:`cellscribe.results`: id, text, number, flag, list), ``clusters`` (one
+    record per cluster, :func:`cellscribe.results.records`: the columns of the mode that ran, and
+    ``error`` when ``on_error="keep"`` kept a failure), ``provenance`` and ``stats`` (``df.attrs``
+    of :func:`cellscribe.annotate`), or the error; when some clusters failed, the error reply
+    carries ``columns``, ``clusters`` (the partial table) and ``failures`` as well.
     """
     return _reply(lambda: _annotate(markers_json, options_json))
 
@@ -74,11 +87,6 @@ def status() -> str:
 
 
 def _annotate(markers_json: str, options_json: str) -> dict[str, Any]:
-    import pandas as pd
-
-    from ._annotate import AnnotationError
-    from ._annotate import annotate as annotate_markers
-
     payload = _loads(markers_json, "markers_json")
     options = _loads(options_json, "options_json")
     if not isinstance(payload, dict) or not isinstance(payload.get("columns"), dict):
@@ -100,21 +108,12 @@ def _annotate(markers_json: str, options_json: str) -> dict[str, Any]:
             raise
         raise InputError(f"{exc}. See ?annotate_markers for the arguments cellscribe accepts.") from None
     except AnnotationError as exc:
-        return {"ok": False, "error": str(exc), "error_class": type(exc).__name__,
-                "clusters": _records(exc.partial), "failures": exc.failures}
-    return {"clusters": _records(df), "provenance": df.attrs.get("provenance", {}),
-            "stats": df.attrs.get("stats", {})}
+        return {"ok": False, "error": str(exc), "error_class": type(exc).__name__, **_table(exc.partial),
+                "failures": exc.failures}
+    return {**_table(df), "provenance": df.attrs.get("provenance", {}), "stats": df.attrs.get("stats", {})}
 
 
 def _status() -> dict[str, Any]:
-    import importlib.util
-
-    from . import __version__, settings
-    from .llm import ollama_models
-    from .llm._constants import ollama_host
-    from .llm.local_models import DEFAULT_LOCAL_MODEL
-    from .llm.local_models import status as model_status
-
     models = model_status()
     default_ready = any(m["name"] == DEFAULT_LOCAL_MODEL and m["ready"] for m in models)
     llama_installed = importlib.util.find_spec("llama_cpp") is not None
@@ -187,8 +186,11 @@ def _captured() -> Iterator[tuple[list[warnings.WarningMessage], list[logging.Lo
         logger.propagate = propagate
 
 
-def _records(df: Any) -> list[dict[str, Any]]:
-    return [{k: _plain(v) for k, v in rec.items()} for rec in df.to_dict("records")]
+def _table(df: pd.DataFrame) -> dict[str, Any]:
+    """A result table as ``columns`` (name and kind of each, in order) and ``clusters`` (records)."""
+    kinds = results.kinds(df.columns)
+    return {"columns": [{"name": name, "kind": kind} for name, kind in kinds.items()],
+            "clusters": results.records(df)}
 
 
 def _plain(value: Any) -> Any:
@@ -214,8 +216,6 @@ def _loads(text: str, name: str) -> Any:
 
 
 def _version(dist: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version(dist)
     except PackageNotFoundError:

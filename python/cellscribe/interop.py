@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
+from .get import annotations
 
 log = logging.getLogger(__name__)
 
@@ -288,8 +289,6 @@ def _labels_frame(labels: Any, key: str) -> tuple[pd.DataFrame, dict[str, Any] |
     if type(labels).__name__ == "AnnData":
         misc = None
         if key in labels.uns and "clusters" in labels.uns[key]:
-            from .get import annotations
-
             table = annotations(labels, key=key).rename(columns={"explanation_markdown": "explanation"})
             misc = {
                 "clusters": [{k: _json_value(v) for k, v in rec.items()} for rec in table.to_dict("records")],

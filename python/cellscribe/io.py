@@ -219,6 +219,7 @@ def _read_with(reader, path: Path, kind: str) -> AnnData:
 
 def _read_rds(path: Path) -> AnnData:
     try:
+        # imported here: the interop module needs R and rpy2, which only .rds input requires
         from .interop import read_rds
 
         return read_rds(path)

@@ -26,8 +26,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ._annotate import DEFAULT_MODE
+from . import datasets, get, io, pl, pp, tl
+from .engine import DEFAULT_MODE
 from .errors import InputError
+from .report import write_report
+from .results import LIST_COLUMNS
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -69,8 +72,6 @@ class PipelineResult:
 def load(data: str | Path | AnnData) -> tuple[AnnData, str]:
     """The AnnData and a display name for a path, a dataset name of
     :data:`cellscribe.datasets.REGISTRY`, or an AnnData (used as is)."""
-    from . import datasets, io
-
     if not isinstance(data, (str, Path)):
         io.check_not_empty(data)
         return data, "AnnData"
@@ -146,8 +147,6 @@ def run(
     A :class:`PipelineResult`; ``adata.uns["cellscribe_run"]`` records the data, the QC choice,
     where the counts came from, and the seconds per stage up to annotation.
     """
-    from . import get, io, pl, pp, tl
-
     if qc is not None and qc not in QC_CHOICES:
         raise InputError(f"Unknown QC strategy {qc!r}; use one of {', '.join(QC_CHOICES)}.")
     if truth is not None and not isinstance(truth, str):
@@ -161,36 +160,8 @@ def run(
     seconds["read"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    found = io.find_counts(adata)
-    counts_source = found[0] if found else None
-    strategy = qc
-    if found is not None:
-        adata = found[1]
-        log.info("raw counts found in %s", counts_source)
-        strategy = strategy or pp.DEFAULT_STRATEGY
-    else:
-        kind = io.matrix_kind(adata.X)
-        if strategy is None or strategy == "none":
-            log.warning("%s has no raw counts (%s): QC skipped%s", name, io.describe_missing_counts(adata),
-                        "; .X will be normalised per cell and log-transformed" if kind == "unnormalised"
-                        else "; not normalised again, clustered as it is")
-            strategy = "none"
-        elif strategy != "fixed" or kind == "scaled":
-            raise InputError(
-                f"QC strategy {strategy!r} needs raw counts, but {name} has none: {io.describe_missing_counts(adata)}. "
-                "Give the raw count matrix (e.g. Cell Ranger's filtered_feature_bc_matrix.h5, or an .h5ad with "
-                "layers['counts']), or use --qc none to cluster the data as it is."
-            )
-    qc_plot = None
-    if strategy != "none":
-        pp.qc_thresholds(adata)
-        if out_dir is not None:
-            qc_plot = out_dir / "qc.png"
-            thr = adata.uns["cellscribe_qc"]["thresholds"][strategy]
-            _close(pl.qc(adata, max_pct_mt=max_pct_mt, path=qc_plot,
-                         title=f"QC of {name}: {adata.n_obs:,} cells x {adata.n_vars:,} genes; "
-                               f"{strategy.replace('_', ' ')} keeps {thr['n_cells_pass']:,} cells"))
-        pp.filter_cells(adata, strategy, max_pct_mt=max_pct_mt)
+    adata, strategy, counts_source = _choose_qc(adata, qc, name)
+    qc_plot = _apply_qc(adata, strategy, name=name, max_pct_mt=max_pct_mt, out_dir=out_dir)
     seconds["qc"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -200,13 +171,7 @@ def run(
     clock = time.perf_counter()
     tl.annotate(adata, groupby="leiden", tissue=tissue, species=species, backend=backend, model=model,
                 explain=explain, top_n=top_n, mode=mode, progress=progress, **annotate_kwargs)
-    df = get.annotations(adata)
-    sizes = adata.obs["leiden"].value_counts()
-    df.insert(1, "n_cells", df["cluster"].map(lambda c: int(sizes.get(c, 0))))
-    if truth is not None:
-        majority = adata.obs.groupby("leiden", observed=True)[truth].agg(
-            lambda s: f"{s.value_counts().index[0]} ({s.value_counts().iloc[0] / len(s):.0%})")
-        df["expert_majority"] = df["cluster"].map(majority.astype(str))
+    df = _cluster_table(adata, truth)
     seconds["annotate"] = time.perf_counter() - clock
 
     adata.uns["cellscribe_run"] = {
@@ -223,11 +188,62 @@ def run(
                           seconds=seconds, files=files)
 
 
+def _choose_qc(adata: AnnData, qc: str | None, name: str) -> tuple[AnnData, str, str | None]:
+    """``(data with the raw counts in .X, the QC strategy, where the counts were)``: the strategy
+    asked for, else ``fixed`` on raw counts and ``"none"`` on processed data (an explicit strategy
+    on data without counts is an error, see the module docstring)."""
+    found = io.find_counts(adata)
+    if found is not None:
+        log.info("raw counts found in %s", found[0])
+        return found[1], qc or pp.DEFAULT_STRATEGY, found[0]
+    kind = io.matrix_kind(adata.X)
+    if qc is None or qc == "none":
+        log.warning("%s has no raw counts (%s): QC skipped%s", name, io.describe_missing_counts(adata),
+                    "; .X will be normalised per cell and log-transformed" if kind == "unnormalised"
+                    else "; not normalised again, clustered as it is")
+        return adata, "none", None
+    if qc != "fixed" or kind == "scaled":
+        raise InputError(
+            f"QC strategy {qc!r} needs raw counts, but {name} has none: {io.describe_missing_counts(adata)}. "
+            "Give the raw count matrix (e.g. Cell Ranger's filtered_feature_bc_matrix.h5, or an .h5ad with "
+            "layers['counts']), or use --qc none to cluster the data as it is."
+        )
+    return adata, qc, None
+
+
+def _apply_qc(adata: AnnData, strategy: str, *, name: str, max_pct_mt: float | None,
+              out_dir: Path | None) -> Path | None:
+    """Compute the QC thresholds, draw them (into ``out_dir/qc.png``) and filter with ``strategy``;
+    the plot's path, or ``None``."""
+    if strategy == "none":
+        return None
+    qc_plot = None
+    pp.qc_thresholds(adata)
+    if out_dir is not None:
+        qc_plot = out_dir / "qc.png"
+        thr = adata.uns["cellscribe_qc"]["thresholds"][strategy]
+        _close(pl.qc(adata, max_pct_mt=max_pct_mt, path=qc_plot,
+                     title=f"QC of {name}: {adata.n_obs:,} cells x {adata.n_vars:,} genes; "
+                           f"{strategy.replace('_', ' ')} keeps {thr['n_cells_pass']:,} cells"))
+    pp.filter_cells(adata, strategy, max_pct_mt=max_pct_mt)
+    return qc_plot
+
+
+def _cluster_table(adata: AnnData, truth: str | None) -> pd.DataFrame:
+    """The annotations, one row per cluster, with ``n_cells`` and (with ``truth``) each cluster's
+    majority expert label and its share."""
+    df = get.annotations(adata)
+    sizes = adata.obs["leiden"].value_counts()
+    df.insert(1, "n_cells", df["cluster"].map(lambda c: int(sizes.get(c, 0))))
+    if truth is not None:
+        majority = adata.obs.groupby("leiden", observed=True)[truth].agg(
+            lambda s: f"{s.value_counts().index[0]} ({s.value_counts().iloc[0] / len(s):.0%})")
+        df["expert_majority"] = df["cluster"].map(majority.astype(str))
+    return df
+
+
 def _write(adata: AnnData, df: pd.DataFrame, out: Path, *, name: str, tissue: str | None, qc_plot: Path | None,
            truth: str | None) -> dict[str, Path]:
-    from . import pl
-    from .report import write_report
-
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {"umap_labels": out / "umap_labels.png", "umap_clusters": out / "umap_clusters.png"}
     _close(pl.umap(adata, "cellscribe_label", path=files["umap_labels"], title=f"cellscribe labels ({name})"))
@@ -243,7 +259,7 @@ def _write(adata: AnnData, df: pd.DataFrame, out: Path, *, name: str, tissue: st
     files["report"] = write_report(df, out / "report.html", title=title, images=images, extra_columns=extra)
     files["report_md"] = write_report(df, out / "report.md", title=title, images=images, extra_columns=extra)
     flat = df.copy()
-    for col in ("bullets", "supporting_markers", "markers", "evidence_genes", "candidates"):
+    for col in sorted(LIST_COLUMNS):
         if col in flat:
             flat[col] = flat[col].map(
                 lambda v: "; ".join(map(str, v)) if isinstance(v, (list, tuple, np.ndarray)) else v)
@@ -255,6 +271,6 @@ def _write(adata: AnnData, df: pd.DataFrame, out: Path, *, name: str, tissue: st
 
 
 def _close(fig) -> None:
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # imported after cellscribe.pl has chosen the Agg backend (see pl)
 
     plt.close(fig)

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-from ._settings import settings
+from .config import settings
 
 #: Seconds between two plain progress lines (the first and the last item are always printed).
 PLAIN_EVERY = 5.0

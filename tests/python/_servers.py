@@ -210,8 +210,22 @@ class _ProxyHandler(_Handler):
         req = self.body()
         with owner.lock:
             owner.seen += 1
+            owner.in_flight += 1
+            owner.max_in_flight = max(owner.max_in_flight, owner.in_flight)
+            owner.changed.notify_all()
             action = owner.script.popleft() if owner.script else ("pass",)
+        try:
+            self._answer(owner, req, action)
+        finally:
+            with owner.lock:
+                owner.in_flight -= 1
+
+    def _answer(self, owner: Any, req: dict[str, Any], action: tuple[Any, ...]) -> None:
         kind = action[0]
+        if kind == "gate":  # hold the request until `n` are in flight at once (or `timeout` passed), then pass
+            with owner.lock:
+                owner.changed.wait_for(lambda: owner.in_flight >= action[1], timeout=action[2])
+            kind = "pass"
         if kind == "status":
             headers = {"Retry-After": str(action[2])} if len(action) > 2 else {}
             self.send_json(action[1], {"error": {"message": f"injected {action[1]}", "type": "server_error"}}, headers)
@@ -237,7 +251,11 @@ def _completion(model: str, content: str) -> dict[str, Any]:
 
 
 class FaultProxy(_Server):
-    """An OpenAI-protocol proxy with a script of faults, one per chat request, then ``pass``."""
+    """An OpenAI-protocol proxy with a script of faults, one per chat request, then ``pass``.
+
+    It counts the requests it has seen and the most that were in flight at once
+    (``max_in_flight``); the action ``("gate", n, timeout)`` holds a request until ``n`` are in
+    flight together (or ``timeout`` seconds passed) and then forwards it."""
 
     handler = _ProxyHandler
 
@@ -245,9 +263,12 @@ class FaultProxy(_Server):
         self.upstream = upstream.rstrip("/")
         self.script: deque[tuple[Any, ...]] = deque(script or [])
         self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)
         self.release = threading.Event()
         self.seen = 0
         self.forwarded = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
 
     @property
     def base_url(self) -> str:

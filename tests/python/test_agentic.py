@@ -55,7 +55,7 @@ def test_agentic_mode_needs_a_backend_with_tool_calls(smollm_path):
 
 
 def test_web_search_is_a_tool_only_when_given():
-    from cellscribe.grounded import _agent
+    from cellscribe.engine.modes import agentic as _agent
 
     assert [t["function"]["name"] for t in _agent.tools()] == ["lookup_markers", "gene_info", "ontology_lookup"]
     assert _agent.tools(web_search=True)[-1]["function"]["name"] == "web_search"

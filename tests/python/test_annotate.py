@@ -8,8 +8,7 @@ import pandas as pd
 import pytest
 
 import cellscribe as cs
-from cellscribe._annotate import AnnotationError
-from cellscribe.errors import InputError
+from cellscribe.errors import AnnotationError, InputError
 from cellscribe.llm import LlamaCppBackend, OutputFormatError
 
 pytestmark = pytest.mark.model

@@ -13,9 +13,21 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+import cellscribe.engine
+import cellscribe.llm
 from cellscribe.cli import app
 
 runner = CliRunner()
+
+
+def replace_everywhere(monkeypatch: pytest.MonkeyPatch, real: object, replacement: object) -> None:
+    """Replace ``real`` under every name a loaded cellscribe module bound it to (``from x import f``
+    binds at import, so patching the defining module alone would miss the callers)."""
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] == "cellscribe" and module is not None:
+            for attr, value in list(vars(module).items()):
+                if value is real:
+                    monkeypatch.setattr(module, attr, replacement)
 
 
 def test_score_writes_one_row_per_input_row(gptcelltype_dev, tmp_path):
@@ -69,14 +81,10 @@ def small_table(gptcelltype_dev, tmp_path):
 def test_benchmark_default_is_grounded_without_a_model(small_table, tmp_path, monkeypatch):
     """With no --mode the benchmark scores what a user gets by default: grounded (re-ranked marker
     databases), label only, so no language model is made at all."""
-    import cellscribe._annotate
-    import cellscribe.llm
-
     def no_backend(*args, **kwargs):
         raise AssertionError("the default benchmark must not make a backend")
 
-    monkeypatch.setattr(cellscribe.llm, "get_backend", no_backend)
-    monkeypatch.setattr(cellscribe._annotate, "get_backend", no_backend)
+    replace_everywhere(monkeypatch, cellscribe.llm.get_backend, no_backend)
     out = tmp_path / "out"
     res = runner.invoke(app, ["benchmark", "gptcelltype", str(small_table), "--out", str(out)])
     assert res.exit_code == 0, res.output
@@ -89,16 +97,14 @@ def test_benchmark_default_is_grounded_without_a_model(small_table, tmp_path, mo
 
 @pytest.mark.model
 def test_benchmark_runs_scores_and_resumes_from_the_cache(smollm_path, small_table, tmp_path, monkeypatch):
-    import cellscribe._annotate
-
     calls: list[dict] = []
-    real = cellscribe._annotate.annotate
+    real = cellscribe.engine.annotate
 
     def spy(markers, **kwargs):  # records what reaches cellscribe.annotate, then runs it for real
         calls.append({"clusters": list(markers), **kwargs})
         return real(markers, **kwargs)
 
-    monkeypatch.setattr(cellscribe._annotate, "annotate", spy)
+    replace_everywhere(monkeypatch, real, spy)
     out = tmp_path / "out"
     args = ["benchmark", "gptcelltype", str(small_table), "--backend", "llamacpp", "--model", "smollm2-135m",
             "--mode", "llm", "--out", str(out)]

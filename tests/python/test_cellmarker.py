@@ -7,7 +7,7 @@ import pytest
 
 from cellscribe.errors import InputError
 from cellscribe.knowledge import cellmarker
-from cellscribe.knowledge._wheeldata import knowledge_dir
+from cellscribe.knowledge.wheeldata import knowledge_dir
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from cellscribe import benchmark
 from cellscribe import evaluate as ev
 from cellscribe.evaluate import agreement, agreement_level, map_label
 
@@ -122,14 +123,14 @@ def test_scorer_reproduces_published_gptcelltype_scores(gptcelltype_dev):
     for method, published_mean in (("gpt4aug3", 0.588), ("gpt3.5aug3", 0.428)):
         published = table[f"{method}_agreement"]
         assert published.mean() == pytest.approx(published_mean, abs=0.0005)
-        result = ev.score_column(table, f"{method}_annotation")
+        result = benchmark.score_column(table, f"{method}_annotation")
         ours = result.rows["agreement"]
         same = (ours.to_numpy() == published.to_numpy()).mean()
         assert same >= 0.90, f"{method}: identical on only {same:.1%} of rows"
         assert abs(ours.mean() - published_mean) <= 0.03, f"{method}: mean {ours.mean():.3f}"
         assert result.provenance["published"]["same_share"] == pytest.approx(same)
     # the truth mapped from its text alone (as for datasets without CL IDs) still agrees closely
-    text_only = ev.score_column(table, "gpt4aug3_annotation", truth_from_text=True)
+    text_only = benchmark.score_column(table, "gpt4aug3_annotation", truth_from_text=True)
     assert (text_only.rows["agreement"].to_numpy() == table["gpt4aug3_agreement"].to_numpy()).mean() >= 0.85
 
 

@@ -12,15 +12,9 @@ import pytest
 from conftest import cli_env
 
 import cellscribe as cs
-from cellscribe.grounded import (
-    FEATURES,
-    candidates,
-    default_reranker,
-    expected_calibration_error,
-    retrieve,
-    tissue_matches,
-)
-from cellscribe.grounded._rerank import Reranker, fit
+from cellscribe.benchmark import expected_calibration_error, fit
+from cellscribe.engine import Grounded, Sampling, Unit, run
+from cellscribe.grounded import FEATURES, Reranker, candidates, default_reranker, retrieve, tissue_matches
 from cellscribe.knowledge import ontology, singlecellbase
 
 CASES = [
@@ -90,6 +84,22 @@ def test_unknown_genes_give_no_candidates():
     assert retrieve(["NOTAGENE1", "NOTAGENE2"], species="human") == []
 
 
+def test_marker_index_key_changes_with_the_gene_knowledge(monkeypatch):
+    """An index built without org.Hs.eg.db (symbols only upper-cased) is not reused once it is
+    installed, nor one built from another release of it."""
+    from cellscribe.grounded import _index
+
+    with_genes = _index.index_key("human")
+    assert with_genes == _index.index_key("human")   # stable between calls
+    assert _index.gene_knowledge()                   # the session's gene index is there
+    monkeypatch.setattr(_index, "gene_knowledge", lambda: "")
+    without = _index.index_key("human")
+    monkeypatch.setattr(_index, "gene_knowledge", lambda: '{"ncbi_gene_egsourcedate": "2099-Jan01"}')
+    newer = _index.index_key("human")
+    assert len({with_genes, without, newer}) == 3
+    assert without != _index.index_key("mouse")
+
+
 def test_shipped_reranker_documents_its_training_and_round_trips(tmp_path):
     model = default_reranker()
     assert model.features == FEATURES
@@ -122,12 +132,12 @@ def test_expected_calibration_error():
 
 
 def test_default_mode_without_explanations_needs_no_model_and_carries_cl_ids(monkeypatch):
-    import cellscribe._annotate
+    import cellscribe.engine.api
 
     def no_backend(*args, **kwargs):
         raise AssertionError("grounded mode with explain=False must not make a backend")
 
-    monkeypatch.setattr(cellscribe._annotate, "get_backend", no_backend)
+    monkeypatch.setattr(cellscribe.engine.api, "get_backend", no_backend)
     markers = {"b": CASES[0][0], "odd": ["NOTAGENE1", "NOTAGENE2"]}
     df = cs.annotate(markers, tissue="PBMC", explain=False)
     assert list(df["cluster"]) == ["b", "odd"]
@@ -199,9 +209,9 @@ def test_grounded_mode_with_the_real_model(qwen15_path):
     again = cs.annotate({"nk": CASES[1][0]}, tissue="PBMC", backend=be, mode="grounded", explain=True)
     assert again.iloc[0]["cached"] and again.iloc[0]["bullets"] == r["bullets"]
     # the model choosing among near-ties (off by default; constrained to the candidates' names)
-    from cellscribe.grounded import annotate_cluster
-
-    for genes, expected in CASES[1:3]:
-        row = annotate_cluster(be, "c", genes, tissue="PBMC", species="human", explain=False,
-                               params={"temperature": 0.0, "seed": 0, "max_tokens": 64, "margin": 0.3})
+    choosing = Grounded(tissue="PBMC", species="human", explain=False, margin=0.3)
+    out = run(choosing, [Unit(str(i), genes) for i, (genes, _) in enumerate(CASES[1:3])], backend=be,
+              sampling=Sampling(max_tokens=64), cache=False, progress=False)
+    for i, (_, expected) in enumerate(CASES[1:3]):
+        row = out.answers[str(i)]
         assert row["chosen_by"] == "model" and _ok(row["cl_id"], expected), row["candidates"]

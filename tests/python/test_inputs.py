@@ -13,9 +13,9 @@ import scanpy as sc
 from conftest import DATA, cli_env
 
 import cellscribe as cs
+from cellscribe.engine.modes.grounded import messages
 from cellscribe.errors import InputError, MarkerInputError
 from cellscribe.grounded import candidates
-from cellscribe.grounded._annotate import messages
 from cellscribe.markers import MarkerWarning, read_markers
 from cellscribe.prompts import text_or_file
 

@@ -8,6 +8,7 @@ import re
 import pytest
 
 import cellscribe as cs
+from cellscribe import results
 from cellscribe.answers import ClusterAnswer, json_schema
 from cellscribe.llm import APITimeoutError, LlamaCppBackend, ModelNotFoundError, get_backend
 
@@ -46,7 +47,7 @@ def test_each_explanation_has_an_h2_title_and_exactly_three_bullets(canonical):
 
 
 def test_result_columns_and_provenance(canonical):
-    assert list(canonical.columns) == cs._annotate.COLUMNS
+    assert list(canonical.columns) == results.columns(*results.GROUPS["llm"])
     prov = canonical.attrs["provenance"]
     assert prov["backend"] == "llamacpp" and prov["model"] == "qwen2.5-coder-1.5b"
     assert prov["digest"] == "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from cellscribe.errors import KnowledgeDataError
 from cellscribe.knowledge import ontology
-from cellscribe.knowledge._wheeldata import KnowledgeDataError, WheelFile, fetch, knowledge_dir
 from cellscribe.knowledge.ontology import normalize
+from cellscribe.knowledge.wheeldata import WheelFile, fetch, knowledge_dir
 
 B_CELL, MEMORY_B, LYMPHOCYTE, NK, T_CELL = "CL:0000236", "CL:0000787", "CL:0000542", "CL:0000623", "CL:0000084"
 

@@ -97,7 +97,7 @@ def test_malformed_answer_is_asked_again(llama_server):
 
 
 def test_malformed_answers_end_in_a_clear_error(llama_server):
-    from cellscribe._annotate import AnnotationError
+    from cellscribe.errors import AnnotationError
 
     with FaultProxy(llama_server.base_url, [("malformed",)] * 3) as proxy:
         with pytest.raises(AnnotationError, match=r"stayed malformed after 3 attempts \(the answer is not a JSON"):

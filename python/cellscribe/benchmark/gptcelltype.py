@@ -30,10 +30,12 @@ from typing import Any
 
 import pandas as pd
 
-from .._settings import settings
+from ..config import settings
+from ..engine import DEFAULT_MODE, annotate, uses_model
 from ..errors import InputError
+from ..evaluate import SCORE_COLUMNS, score_labels
+from ..llm import get_backend
 from ..progress import Progress
-from ._scoring import SCORE_COLUMNS, score_labels
 
 log = logging.getLogger(__name__)
 
@@ -277,20 +279,7 @@ def run_benchmark(
     ``confidence``, ``cached``, ``seconds``, ``error``), ``summary``, ``provenance`` (including
     ``seconds_per_answer`` over rows answered by the model in this run) and ``files``.
     """
-    from .._annotate import DEFAULT_MODE, annotate, uses_model
-    from ..llm import get_backend
-
-    t = read_table(table)
-    if limit is not None:
-        if limit < 1:
-            raise InputError(f"limit must be a positive number of rows; got {limit}.")
-        t = t.head(limit).reset_index(drop=True)
-    genes = [marker_genes(m) for m in t["marker"]]
-    empty = [i for i, g in enumerate(genes) if not g]
-    if empty:
-        raise InputError(f"Row(s) {', '.join(map(str, empty[:10]))} have no marker genes; fix or drop them.")
-    species = t["species"].tolist() if "species" in t.columns else [species_of(g) for g in genes]
-    tissues = [None if (x is None or (not isinstance(x, str) and pd.isna(x))) else str(x) for x in t["tissue"]]
+    t, genes, species, tissues = _rows(table, limit)
     mode = annotate_options.get("mode", DEFAULT_MODE)
     be = get_backend(backend, model=model, **(backend_options or {})) if uses_model(mode, explain) else None
     identity = be.identity if be is not None else None
@@ -340,6 +329,23 @@ def run_benchmark(
     if out is not None:
         result.files = _write(result, Path(out), rows_name="predictions.csv", plot=True)
     return result
+
+
+def _rows(table: str | Path | pd.DataFrame, limit: int | None
+          ) -> tuple[pd.DataFrame, list[list[str]], list[str], list[str | None]]:
+    """The benchmark table (its first ``limit`` rows), each row's marker genes, species and tissue."""
+    t = read_table(table)
+    if limit is not None:
+        if limit < 1:
+            raise InputError(f"limit must be a positive number of rows; got {limit}.")
+        t = t.head(limit).reset_index(drop=True)
+    genes = [marker_genes(m) for m in t["marker"]]
+    empty = [i for i, g in enumerate(genes) if not g]
+    if empty:
+        raise InputError(f"Row(s) {', '.join(map(str, empty[:10]))} have no marker genes; fix or drop them.")
+    species = t["species"].tolist() if "species" in t.columns else [species_of(g) for g in genes]
+    tissues = [None if (x is None or (not isinstance(x, str) and pd.isna(x))) else str(x) for x in t["tissue"]]
+    return t, genes, species, tissues
 
 
 def plot_means(summary: pd.DataFrame, *, name: str, path: str | Path | None = None, title: str | None = None):

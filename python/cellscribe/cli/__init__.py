@@ -1,58 +1,13 @@
 """The ``cellscribe`` command line.
 
-Each command lives in its own module and registers itself on :data:`app`. Errors cellscribe raises
-on purpose are printed as one clear message (exit status 2), never as a traceback.
+Each command lives in its own module and registers itself on :data:`app` (``_app.py``) when
+imported here. Options shared by several commands are declared once in ``_options.py``. Errors
+cellscribe raises on purpose are printed as one clear message (exit status 2), never as a traceback.
 """
 
 from __future__ import annotations
 
-import logging
-import sys
-import traceback
+from . import _annotate, _demo, _evaluate, _models, _reason, _run  # noqa: F401 - importing registers the commands
+from ._app import app, main
 
-import typer
-from rich.console import Console
-from rich.markup import escape
-
-from ..errors import CellscribeError
-
-app = typer.Typer(
-    help="Annotate and explain single-cell clusters with language models.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-err = Console(stderr=True, soft_wrap=True)  # one line per message, also in logs (80 columns otherwise)
-
-# Command modules register themselves on `app` when imported.
-from . import _annotate, _demo, _evaluate, _models, _reason, _run  # noqa: E402,F401
-
-#: Set by ``--verbose``: errors then also show where they happened.
-_verbose = False
-
-
-@app.callback()
-def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log details, and the traceback of errors.")
-          ) -> None:
-    global _verbose
-    _verbose = verbose
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    if not verbose:
-        logging.getLogger("httpx").setLevel(logging.WARNING)
-
-
-def main() -> None:
-    """Entry point of the ``cellscribe`` script."""
-    try:
-        app()
-    except CellscribeError as exc:
-        if _verbose:
-            err.print("".join(traceback.format_exception(exc)), markup=False, highlight=False)
-        # escape: messages name things like `pip install cellscribe[interop]`, which rich would
-        # read as markup; soft_wrap: one line even when stderr is not a terminal (80 columns).
-        err.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        err.print("Interrupted; finished answers are cached and a rerun resumes from them.")
-        sys.exit(130)
+__all__ = ["app", "main"]

@@ -3,28 +3,48 @@
 from __future__ import annotations
 
 import json
-import warnings
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
-import numpy as np
 import pandas as pd
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from .. import results
+from ..engine import DEFAULT_MODE
+from ..engine import annotate as annotate_markers
 from ..errors import InputError
-from . import app, err
-from ._options import check_output_file, mode_option
+from ..llm import DEFAULT_API_KEY_ENV, DEFAULT_TIMEOUT_S
+from ..markers import DEFAULT_TOP_N
+from ._app import app, err, warnings_shown
+from ._options import (
+    ApiKeyEnv,
+    Backend,
+    BaseUrl,
+    Cache,
+    Concurrency,
+    Explain,
+    Host,
+    Mode,
+    Model,
+    Seed,
+    Species,
+    SystemPrompt,
+    Temperature,
+    Template,
+    Timeout,
+    Tissue,
+    TopN,
+    backend_options,
+    check_output_file,
+)
 
-#: Keys of each object printed by ``--format json``.
-JSON_FIELDS = ["cluster", "label", "broad_lineage", "confidence", "title", "bullets", "explanation_markdown",
-               "supporting_markers"]
-#: Added to the JSON objects by ``--mode grounded`` (the default) and ``agentic``.
-GROUNDED_FIELDS = ["cl_id", "cl_name", "evidence_genes", "candidates", "chosen_by"]
-_LISTS = ("bullets", "supporting_markers", "markers", "evidence_genes", "candidates")
+#: Result columns left out of ``--format csv``: run bookkeeping.
+CSV_OMITTED = ("cached", "seconds")
+#: Left out of ``--format json`` as well: the markers sent (the input holds them).
+JSON_OMITTED = ("markers", *CSV_OMITTED)
 
 
 class Format(str, Enum):
@@ -35,95 +55,75 @@ class Format(str, Enum):
 
 
 def render(df: pd.DataFrame, fmt: Format) -> str:
-    """The results as text in one of the output formats."""
+    """The results as text in one of the output formats (every result column of
+    :mod:`cellscribe.results` the table has, lists as lists in JSON and joined with ``; `` in CSV)."""
+    rows = results.records(df)
     if fmt is Format.json:
-        fields = JSON_FIELDS + [f for f in GROUNDED_FIELDS if f in df.columns]
-        records = [{k: _plain(r.get(k)) for k in fields} for r in df.to_dict("records")]
-        return json.dumps(records, indent=2, ensure_ascii=False)
+        return json.dumps([_without(r, JSON_OMITTED) for r in rows], indent=2, ensure_ascii=False)
     if fmt is Format.csv:
-        flat = df.copy()
-        for col in [c for c in _LISTS if c in flat.columns]:
-            flat[col] = flat[col].map(lambda v: "; ".join(map(str, v)) if _is_list(v) else v)
-        return flat.drop(columns=["cached", "seconds"], errors="ignore").to_csv(index=False)
+        flat = [{k: "; ".join(v) if k in results.LIST_COLUMNS else v for k, v in _without(r, CSV_OMITTED).items()}
+                for r in rows]
+        return pd.DataFrame(flat, columns=[c for c in df.columns if c not in CSV_OMITTED]).to_csv(index=False)
     if fmt is Format.markdown:
-        parts = []
-        for r in df.to_dict("records"):
-            parts.append(f"# Cluster {r['cluster']}: {r['label']}\n\n{r.get('explanation_markdown') or ''}\n\n"
-                         f"Markers: {', '.join(r.get('markers') or [])}\n")
-        return "\n".join(parts)
+        return "\n".join(f"# Cluster {r['cluster']}: {r['label']}\n\n{r.get('explanation_markdown') or ''}\n\n"
+                         f"Markers: {', '.join(r.get('markers') or [])}\n" for r in rows)
+    return _table(rows, grounded="cl_id" in df.columns)
+
+
+def _without(row: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k not in names}
+
+
+def _table(rows: list[dict[str, Any]], grounded: bool) -> str:
+    """The ``table`` format: one line per cluster, the label and the genes behind it."""
+    genes = "evidence_genes" if grounded else "supporting_markers"
     table = Table(show_lines=False)
-    grounded = "cl_id" in df.columns
-    for col in ("cluster", "label", *(["cl_id"] if grounded else []), "broad_lineage", "confidence",
-                "evidence_genes" if grounded else "supporting_markers"):
+    for col in ("cluster", "label", *(["cl_id"] if grounded else []), "broad_lineage", "confidence", genes):
         table.add_column(col)
-    for r in df.to_dict("records"):
+    for r in rows:
         conf = r.get("confidence")
-        genes = r.get("evidence_genes" if grounded else "supporting_markers")
         table.add_row(str(r["cluster"]), str(r.get("label") or ""),
                       *([str(r.get("cl_id") or "unmapped")] if grounded else []), str(r.get("broad_lineage") or ""),
-                      "" if conf is None or pd.isna(conf) else f"{conf:.2f}",
-                      ", ".join(map(str, genes)) if _is_list(genes) else "")
+                      "" if conf is None else f"{conf:.2f}", ", ".join(r.get(genes) or []))
     console = Console(record=True, width=120)
     with console.capture() as cap:
         console.print(table)
     return cap.get()
 
 
-def _is_list(v: object) -> bool:
-    """Lists, tuples and numpy arrays (what lists become after a round trip through ``adata.uns``)."""
-    return isinstance(v, (list, tuple, np.ndarray))
-
-
-def _plain(v: object) -> object:
-    if isinstance(v, float) and pd.isna(v):
-        return None
-    return v
-
-
 @app.command()
 def annotate(
     markers: Path = typer.Argument(..., help="Seurat FindAllMarkers CSV, a cluster,gene CSV, or an .h5ad with "
                                    "rank_genes_groups."),
-    tissue: Optional[str] = typer.Option(None, "--tissue", "-t", help="Tissue, e.g. PBMC."),
-    species: str = typer.Option("human", help="human or mouse."),
-    backend: str = typer.Option("auto", "--backend", "-b", help="auto, llamacpp, ollama or openai."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model for the backend (see `cellscribe models`)."),
-    top_n: int = typer.Option(10, help="Markers per cluster."),
-    explain: bool = typer.Option(True, "--explain/--no-explain", help="Add a title and three bullets per cluster."),
+    tissue: Tissue = None,
+    species: Species = "human",
+    backend: Backend = "auto",
+    model: Model = None,
+    top_n: TopN = DEFAULT_TOP_N,
+    explain: Explain = True,
     style: str = typer.Option("json", help="json (structured answer) or markdown (the seed's free format)."),
-    system_prompt: Optional[Path] = typer.Option(None, help="File with a system prompt to use instead."),
-    template: Optional[Path] = typer.Option(None, help="File with a Jinja2 user-prompt template to use instead."),
+    system_prompt: SystemPrompt = None,
+    template: Template = None,
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write here instead of standard output."),
-    host: Optional[str] = typer.Option(None, help="Ollama address (default OLLAMA_HOST or 127.0.0.1:11434)."),
-    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL."),
-    api_key_env: str = typer.Option("OPENAI_API_KEY", help="Environment variable holding the API key."),
-    timeout: float = typer.Option(120.0, help="Seconds per request."),
-    concurrency: Optional[int] = typer.Option(None, help="Parallel requests (default: what the backend allows)."),
-    seed: int = typer.Option(0, help="Sampling seed."),
-    temperature: float = typer.Option(0.0, help="Sampling temperature."),
-    cache: bool = typer.Option(True, "--cache/--no-cache", help="Read and write the on-disk answer cache."),
-    mode: str = mode_option(),
+    host: Host = None,
+    base_url: BaseUrl = None,
+    api_key_env: ApiKeyEnv = DEFAULT_API_KEY_ENV,
+    timeout: Timeout = DEFAULT_TIMEOUT_S,
+    concurrency: Concurrency = None,
+    seed: Seed = 0,
+    temperature: Temperature = 0.0,
+    cache: Cache = True,
+    mode: Mode = DEFAULT_MODE,
 ) -> None:
     """Label and explain each cluster of a marker table."""
-    from .._annotate import annotate as run
-
     check_output_file(out)
-    options: dict[str, object] = {"timeout": timeout}
-    if host:
-        options["host"] = host
-    if base_url:
-        options["base_url"] = base_url
-    if backend == "openai":
-        options["api_key_env"] = api_key_env
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        df = run(markers, tissue=tissue, species=species, backend=backend, model=model, top_n=top_n,
-                 explain=explain, style=style, system_prompt=system_prompt, template=template, seed=seed,
-                 temperature=temperature, cache=cache, concurrency=concurrency,
-                 mode=mode, **options)
-    for w in caught:
-        err.print(f"[yellow]Warning:[/] {escape(str(w.message))}", highlight=False, soft_wrap=True)
+    with warnings_shown():
+        df = annotate_markers(markers, tissue=tissue, species=species, backend=backend, model=model, top_n=top_n,
+                              explain=explain, style=style, system_prompt=system_prompt, template=template,
+                              seed=seed, temperature=temperature, cache=cache, concurrency=concurrency, mode=mode,
+                              **backend_options(backend, host=host, base_url=base_url, api_key_env=api_key_env,
+                                                timeout=timeout))
     stats = df.attrs.get("stats", {})
     prov = df.attrs["provenance"]
     err.print(f"{len(df)} clusters with {prov.get('model') or 'marker databases'} ({prov.get('backend') or mode}): "

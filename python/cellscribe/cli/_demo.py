@@ -2,37 +2,41 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from . import app, err
-from ._options import mode_option
+from .. import datasets, get, pl, tl
+from ..engine import DEFAULT_MODE
+from ..llm import DEFAULT_API_KEY_ENV, DEFAULT_TIMEOUT_S
+from ..progress import phase
+from ..report import write_report
+from ._annotate import Format, render
+from ._app import app, err
+from ._options import ApiKeyEnv, Backend, BaseUrl, Host, Mode, Model, Timeout, backend_options
 
 
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo_output"), "--out", "-o", help="Folder for the report, CSV and plot."),
-    backend: str = typer.Option("llamacpp", "--backend", "-b", help="Backend (default: the embedded model)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model for the backend."),
-    mode: str = mode_option(),
+    backend: Backend = "llamacpp",
+    model: Model = None,
+    mode: Mode = DEFAULT_MODE,
+    host: Host = None,
+    base_url: BaseUrl = None,
+    api_key_env: ApiKeyEnv = DEFAULT_API_KEY_ENV,
+    timeout: Timeout = DEFAULT_TIMEOUT_S,
 ) -> None:
     """Annotate pbmc68k_reduced's clusters and write a report (HTML and Markdown), a CSV and a UMAP."""
-    import time
-
-    import matplotlib.pyplot as plt
-
-    from .. import datasets, get, pl, tl
-    from ..progress import phase
-    from ..report import write_report
-    from ._annotate import Format, render
+    import matplotlib.pyplot as plt  # pyplot starts a plotting backend: only when a demo runs
 
     start = time.perf_counter()
     with phase("loading pbmc68k_reduced and ranking marker genes"):
         adata = datasets.pbmc68k_reduced(groupby="louvain")
     tl.annotate(adata, groupby="louvain", tissue="PBMC", species="human", backend=backend, model=model,
-                mode=mode)
+                mode=mode, **backend_options(backend, host=host, base_url=base_url, api_key_env=api_key_env,
+                                             timeout=timeout))
     df = get.annotations(adata)
     expert = adata.obs.groupby("louvain", observed=True)["bulk_labels"].agg(lambda s: s.value_counts().index[0])
     df["expert_majority"] = df["cluster"].map(expert.astype(str))

@@ -10,8 +10,28 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from . import app, err
-from ._options import mode_option
+from ..benchmark import run_benchmark, score_column
+from ..engine import DEFAULT_MODE
+from ..llm import DEFAULT_API_KEY_ENV, DEFAULT_TIMEOUT_S
+from ._app import app, err
+from ._options import (
+    ApiKeyEnv,
+    Backend,
+    BaseUrl,
+    Cache,
+    Concurrency,
+    Host,
+    Mode,
+    Model,
+    Seed,
+    SystemPrompt,
+    Temperature,
+    Template,
+    Timeout,
+    TopN,
+    backend_options,
+    given,
+)
 
 benchmark_app = typer.Typer(help="Run an annotator over a benchmark table and score it.", no_args_is_help=True)
 app.add_typer(benchmark_app, name="benchmark")
@@ -25,8 +45,6 @@ def score(
     truth_from_text: bool = typer.Option(False, help="Map the expert labels from text, ignoring manual_CLID."),
 ) -> None:
     """Score a column of labels against the expert labels (manual_annotation)."""
-    from ..evaluate import score_column
-
     result = score_column(table, column, truth_from_text=truth_from_text, out=out)
     rows = result.rows
     scored = rows["agreement"].notna()
@@ -46,46 +64,35 @@ def score(
 def gptcelltype(
     table: Path = typer.Argument(..., help="GPTCelltype-format CSV (e.g. ../shared/benchmarks/gptcelltype/dev.csv)."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for predictions.csv, summary.csv, agreement.png."),
-    backend: str = typer.Option("auto", "--backend", "-b", help="auto, llamacpp, ollama or openai."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model for the backend (see `cellscribe models`)."),
+    backend: Backend = "auto",
+    model: Model = None,
     limit: Optional[int] = typer.Option(None, help="Only the first N rows."),
     explain: bool = typer.Option(False, "--explain/--no-explain", help="Ask for explanations too (slower)."),
-    mode: str = mode_option(),
+    mode: Mode = DEFAULT_MODE,
     style: Optional[str] = typer.Option(None, help="json or markdown (passed to cellscribe.annotate)."),
-    top_n: Optional[int] = typer.Option(None, help="Markers per row sent to the model (default 10)."),
-    template: Optional[Path] = typer.Option(None, help="File with a Jinja2 user-prompt template to use instead."),
-    system_prompt: Optional[Path] = typer.Option(None, help="File with a system prompt to use instead."),
-    seed: Optional[int] = typer.Option(None, help="Sampling seed."),
-    temperature: Optional[float] = typer.Option(None, help="Sampling temperature."),
-    concurrency: Optional[int] = typer.Option(None, help="Parallel requests (default: what the backend allows)."),
-    cache: bool = typer.Option(True, "--cache/--no-cache", help="Read and write the on-disk answer cache."),
-    host: Optional[str] = typer.Option(None, help="Ollama address (default OLLAMA_HOST or 127.0.0.1:11434)."),
-    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL."),
-    api_key_env: str = typer.Option("OPENAI_API_KEY", help="Environment variable holding the API key."),
-    timeout: float = typer.Option(120.0, help="Seconds per request."),
+    top_n: TopN = None,
+    template: Template = None,
+    system_prompt: SystemPrompt = None,
+    seed: Seed = None,
+    temperature: Temperature = None,
+    concurrency: Concurrency = None,
+    cache: Cache = True,
+    host: Host = None,
+    base_url: BaseUrl = None,
+    api_key_env: ApiKeyEnv = DEFAULT_API_KEY_ENV,
+    timeout: Timeout = DEFAULT_TIMEOUT_S,
     name: str = typer.Option("cellscribe", help="Name of this run in the summary and plot."),
     truth_from_text: bool = typer.Option(False, help="Map the expert labels from text, ignoring manual_CLID."),
 ) -> None:
     """Annotate every row (one cluster: its markers and tissue), score against manual_annotation, and
     compare with the published methods on the same rows. Answers are cached: a rerun resumes."""
-    from ..evaluate import run_benchmark
-
-    options: dict[str, Any] = {"cache": cache, "mode": mode}
-    for key, value in (("style", style), ("top_n", top_n), ("seed", seed),
-                       ("temperature", temperature), ("concurrency", concurrency), ("template", template),
-                       ("system_prompt", system_prompt)):
-        if value is not None:  # only what was given, so annotate's own defaults apply
-            options[key] = value
-    backend_options: dict[str, Any] = {"timeout": timeout}
-    if host:
-        backend_options["host"] = host
-    if base_url:
-        backend_options["base_url"] = base_url
-    if backend == "openai":
-        backend_options["api_key_env"] = api_key_env
+    # only what was given, so annotate's own defaults apply
+    options = given(style=style, top_n=top_n, seed=seed, temperature=temperature, concurrency=concurrency,
+                    template=template, system_prompt=system_prompt)
     result = run_benchmark(table, backend=backend, model=model, limit=limit, out=out, name=name, explain=explain,
-                           backend_options=backend_options,
-                           truth_from_text=truth_from_text, **options)
+                           backend_options=backend_options(backend, host=host, base_url=base_url,
+                                                           api_key_env=api_key_env, timeout=timeout),
+                           truth_from_text=truth_from_text, cache=cache, mode=mode, **options)
     info = result.provenance
     per = info.get("seconds_per_answer")
     how = info["backend"] or f"{info['mode']}, no language model"

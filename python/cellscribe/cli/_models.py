@@ -6,7 +6,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from . import app, err
+from ..llm import local_models
+from ._app import app, err
 
 models_app = typer.Typer(help="List and prepare local GGUF models.", no_args_is_help=False)
 app.add_typer(models_app, name="models")
@@ -17,8 +18,6 @@ def models(ctx: typer.Context) -> None:
     """List the local models and whether they are ready."""
     if ctx.invoked_subcommand is not None:
         return
-    from ..llm import local_models
-
     table = Table()
     for col in ("name", "ready", "description"):
         table.add_column(col)
@@ -31,8 +30,6 @@ def models(ctx: typer.Context) -> None:
 @models_app.command("prepare")
 def prepare(names: list[str] = typer.Argument(None, help="Models to prepare (default: the default model).")) -> None:
     """Download, assemble and verify local models (sha256) into the cache."""
-    from ..llm import local_models
-
     for name in names or [local_models.DEFAULT_LOCAL_MODEL]:
         with err.status(f"preparing {name}"):
             path = local_models.prepare(name)

@@ -10,13 +10,28 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from . import app, err
+from ..errors import InputError
+from ..io import read
+from ..llm import DEFAULT_API_KEY_ENV, DEFAULT_TIMEOUT_S, get_backend
+from ..reasoner import annotate_cells, finetune, read_manifest
+from ._app import app, err
+from ._options import (
+    ApiKeyEnv,
+    Backend,
+    BaseUrl,
+    Cache,
+    Host,
+    Model,
+    Seed,
+    Species,
+    Temperature,
+    Timeout,
+    Tissue,
+    backend_options,
+)
 
 
 def _read(path: Path, what: str):
-    from ..errors import InputError
-    from ..io import read
-
     if not Path(path).exists():
         raise InputError(f"{what} {path} does not exist.")
     return read(path)
@@ -33,32 +48,31 @@ def reason_command(
     groupby: Optional[str] = typer.Option(None, help="Cluster column of DATA: adds the cluster majority label and "
                                           "the cell/cluster agreement."),
     n_genes: int = typer.Option(32, help="Genes per cell sentence."),
-    tissue: Optional[str] = typer.Option(None, "--tissue", "-t", help="Tissue, e.g. PBMC."),
-    species: str = typer.Option("human", help="human or mouse."),
-    backend: str = typer.Option("auto", "--backend", "-b", help="auto, llamacpp, ollama, openai or transformers."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model for the backend."),
+    tissue: Tissue = None,
+    species: Species = "human",
+    backend: Backend = "auto",
+    model: Model = None,
     adapter: Optional[Path] = typer.Option(None, help="A LoRA adapter from `cellscribe finetune` (implies "
                                            "--backend transformers)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the annotated .h5ad here."),
     csv: Optional[Path] = typer.Option(None, help="Write the per-cell table here (default: standard output "
                                        "when no --out is given)."),
-    host: Optional[str] = typer.Option(None, help="Ollama address."),
-    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL."),
-    timeout: float = typer.Option(120.0, help="Seconds per model request."),
-    seed: int = typer.Option(0, help="Sampling seed."),
-    cache: bool = typer.Option(True, "--cache/--no-cache", help="Read and write the on-disk answer cache."),
+    host: Host = None,
+    base_url: BaseUrl = None,
+    api_key_env: ApiKeyEnv = DEFAULT_API_KEY_ENV,
+    timeout: Timeout = DEFAULT_TIMEOUT_S,
+    seed: Seed = 0,
+    temperature: Temperature = 0.0,
+    cache: Cache = True,
 ) -> None:
     """Annotate every cell of DATA from its cell sentence, with a marker-by-marker rationale."""
-    from ..errors import InputError
-    from ..reasoner import annotate_cells
-
     if (reference is None) != (label_key is None):
         raise InputError("Pass --reference and --label-key together (the reference's label column).")
     if shots and reference is None:
         raise InputError("--shots needs labelled cells: pass --reference REF.h5ad --label-key KEY.")
     adata = _read(data, "DATA")
     ref = _read(reference, "--reference") if reference is not None else None
-    options: dict[str, object] = {"timeout": timeout}
+    options: dict[str, object] = {}
     if adapter is not None:
         if backend not in ("auto", "transformers"):
             raise InputError("--adapter runs on the transformers backend: drop --backend or use "
@@ -66,16 +80,11 @@ def reason_command(
         backend = "transformers"
         options["adapter"] = adapter
         if model is None:
-            from ..reasoner._finetune import read_manifest
-
             model = read_manifest(adapter)["base_model"]
-    if host:
-        options["host"] = host
-    if base_url:
-        options["base_url"] = base_url
+    options.update(backend_options(backend, host=host, base_url=base_url, api_key_env=api_key_env, timeout=timeout))
     annotate_cells(adata, reference=ref, label_key=label_key, shots=shots, candidates=None if candidates else False,
                    groupby=groupby, n_genes=n_genes, tissue=tissue, species=species, backend=backend, model=model,
-                   seed=seed, cache=cache, on_error="keep", **options)
+                   seed=seed, temperature=temperature, cache=cache, on_error="keep", **options)
     uns = adata.uns["reasoner"]
     stats = uns["stats"]
     line = (f"{stats['cells']} cells ({stats['distinct_sentences']} distinct sentences) with "
@@ -107,8 +116,8 @@ def finetune_command(
     stages: str = typer.Option("1,2,3", help="CRAFT stages to run: 1 scaffold, 2 knowledge, 3 fusion."),
     n_per_type: int = typer.Option(20, help="Reference cells per type in the reasoning scaffold."),
     n_genes: int = typer.Option(32, help="Genes per cell sentence (use the same with `cellscribe reason`)."),
-    tissue: Optional[str] = typer.Option(None, "--tissue", "-t", help="Tissue named in the prompt."),
-    species: str = typer.Option("human", help="human or mouse."),
+    tissue: Tissue = None,
+    species: Species = "human",
     knowledge_tissue: Optional[str] = typer.Option(None, help="CellMarker tissue for stage-2 Q&A, e.g. Blood "
                                                    "(default: all tissues)."),
     n_knowledge: int = typer.Option(200, help="Stage-2 question/answer pairs."),
@@ -124,10 +133,6 @@ def finetune_command(
     seed: int = typer.Option(0, help="Seed of sampling and training."),
 ) -> None:
     """Fine-tune a LoRA adapter for cell reasoning in CRAFT's three stages (scaffold, knowledge, fusion)."""
-    from ..errors import InputError
-    from ..llm import get_backend
-    from ..reasoner import finetune
-
     try:
         stage_list = [int(s) for s in stages.split(",") if s.strip()]
     except ValueError:

@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
-import warnings
 from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.markup import escape
 
-from . import app, err
-from ._options import mode_option
+from .. import pipeline
+from ..engine import DEFAULT_MODE
+from ..llm import DEFAULT_API_KEY_ENV, DEFAULT_TIMEOUT_S
+from ..markers import DEFAULT_TOP_N
+from ._annotate import Format, render
+from ._app import app, err, warnings_shown
+from ._options import (
+    ApiKeyEnv,
+    Backend,
+    BaseUrl,
+    Cache,
+    Concurrency,
+    Explain,
+    Host,
+    Mode,
+    Model,
+    Species,
+    Temperature,
+    Timeout,
+    Tissue,
+    TopN,
+    backend_options,
+    given,
+)
 
 
 class QC(str, Enum):
@@ -25,27 +45,29 @@ class QC(str, Enum):
 def run_command(
     data: str = typer.Argument(..., help="An .h5ad, 10x .h5, 10x matrix.mtx folder or .rds file; or a bundled "
                                "dataset: pbmc68k_reduced, wu2020, oligodendroglioma."),
-    tissue: Optional[str] = typer.Option(None, "--tissue", "-t", help="Tissue, e.g. PBMC."),
-    species: str = typer.Option("human", help="human or mouse."),
-    backend: str = typer.Option("auto", "--backend", "-b", help="auto, llamacpp, ollama or openai."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model for the backend (see `cellscribe models`)."),
+    tissue: Tissue = None,
+    species: Species = "human",
+    backend: Backend = "auto",
+    model: Model = None,
     qc: Optional[QC] = typer.Option(None, help="QC strategy (default: fixed when the data holds raw counts, none "
                                     "when it is already processed). See qc.png to choose."),
     max_mito: Optional[float] = typer.Option(None, help="Also drop cells with more than this %% of mitochondrial "
                                              "counts."),
     resolution: float = typer.Option(1.0, help="Leiden resolution (higher: more clusters)."),
     n_top_genes: int = typer.Option(2000, help="Highly variable genes for the PCA."),
-    top_n: int = typer.Option(10, help="Marker genes per cluster sent to the model."),
-    explain: bool = typer.Option(True, "--explain/--no-explain", help="Add a title and three bullets per cluster."),
-    mode: str = mode_option(),
+    top_n: TopN = DEFAULT_TOP_N,
+    explain: Explain = True,
+    mode: Mode = DEFAULT_MODE,
     truth: Optional[str] = typer.Option(None, help="obs column with expert labels, shown beside each cluster."),
     out: Path = typer.Option(Path("cellscribe_output"), "--out", "-o", help="Folder for the outputs."),
     seed: int = typer.Option(0, help="Seed of PCA, neighbours, Leiden, UMAP and sampling."),
-    host: Optional[str] = typer.Option(None, help="Ollama address (default OLLAMA_HOST or 127.0.0.1:11434)."),
-    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL."),
-    api_key_env: str = typer.Option("OPENAI_API_KEY", help="Environment variable holding the API key."),
-    timeout: float = typer.Option(120.0, help="Seconds per model request."),
-    cache: bool = typer.Option(True, "--cache/--no-cache", help="Read and write the on-disk answer cache."),
+    host: Host = None,
+    base_url: BaseUrl = None,
+    api_key_env: ApiKeyEnv = DEFAULT_API_KEY_ENV,
+    timeout: Timeout = DEFAULT_TIMEOUT_S,
+    concurrency: Concurrency = None,
+    temperature: Temperature = None,
+    cache: Cache = True,
 ) -> None:
     """Run QC, clustering, markers and annotation on DATA; write an annotated .h5ad, plots and a report.
 
@@ -53,25 +75,13 @@ def run_command(
     umap_clusters.png and (with raw counts) qc.png. Data without raw counts (log-normalised or scaled,
     e.g. pbmc68k_reduced) is clustered as it is, without QC; asking for --qc on it is an error.
     """
-    from .. import pipeline
-    from ._annotate import Format, render
-
-    options: dict[str, object] = {"timeout": timeout, "seed": seed, "cache": cache}
-    if host:
-        options["host"] = host
-    if base_url:
-        options["base_url"] = base_url
-    if backend == "openai":
-        options["api_key_env"] = api_key_env
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with warnings_shown(own_only=True):  # cellscribe's own warnings (markers dropped, ...); library chatter stays out
         result = pipeline.run(data, tissue=tissue, species=species, qc=qc.value if qc else None, max_pct_mt=max_mito,
                               resolution=resolution, n_top_genes=n_top_genes, backend=backend, model=model,
                               explain=explain, top_n=top_n, mode=mode, truth=truth, out=out, random_state=seed,
-                              **options)
-    for w in caught:  # cellscribe's own warnings (markers dropped, ...); library chatter stays out
-        if w.category.__module__.startswith("cellscribe"):
-            err.print(f"[yellow]Warning:[/] {escape(str(w.message))}", highlight=False, soft_wrap=True)
+                              seed=seed, cache=cache, **given(concurrency=concurrency, temperature=temperature),
+                              **backend_options(backend, host=host, base_url=base_url, api_key_env=api_key_env,
+                                                timeout=timeout))
     adata = result.adata
     run_info = adata.uns["cellscribe_run"]
     qc_line = (f"QC skipped ({'no raw counts' if result.counts_source is None else '--qc none'})"

@@ -18,6 +18,7 @@ On AnnData, use :func:`cellscribe.tl.genept` and :func:`cellscribe.tl.screader` 
 ``adata.obs``) and :func:`cellscribe.pl.embedding_umaps` / :func:`cellscribe.pl.confusion_matrix`.
 """
 
+from ._anndata import classify
 from ._cells import RankedCells, expression, gene_medians, positional_encoding, rank_genes, weighted_mean
 from ._classifier import CellClassifier, Prediction, embeddings_for, train_genept, train_screader
 from ._descriptions import describe, gene_descriptions
@@ -36,7 +37,7 @@ from ._train import TrainConfig
 
 __all__ = [
     "INSTRUCTION", "CellClassifier", "GeneEmbeddings", "LogisticReference", "OllamaEmbedder", "OpenAIEmbedder",
-    "Prediction", "RankedCells", "SentenceTransformerEmbedder", "TextEmbedder", "TrainConfig", "confusion",
+    "Prediction", "RankedCells", "SentenceTransformerEmbedder", "TextEmbedder", "TrainConfig", "classify", "confusion",
     "cross_validate", "describe", "embeddings_for", "expression", "gene_descriptions", "gene_embeddings",
     "gene_medians", "get_embedder", "load_lm", "metrics", "positional_encoding", "prepare_mpnet", "rank_genes",
     "summarize", "train_genept", "train_screader", "weighted_mean",

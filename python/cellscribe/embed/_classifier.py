@@ -27,6 +27,7 @@ from scipy import sparse
 
 from ..errors import InputError
 from ..knowledge import genes as gene_kb
+from ..version import __version__
 from . import _cells
 from ._models import INSTRUCTION, GenePTModel, ScreaderModel, lm_source, load_lm, resolve_device
 from ._store import GeneEmbeddings, gene_embeddings
@@ -260,18 +261,9 @@ def _align(X: sparse.csr_matrix, genes: list[str], model_genes: list[str]) -> sp
 
 
 def _provenance(gene_emb: GeneEmbeddings, n_train: int) -> dict[str, Any]:
-    from importlib.metadata import version
-
     sources = gene_emb.descriptions["source"].value_counts().to_dict() if "source" in gene_emb.descriptions else {}
     return {"embedder": gene_emb.embedder, "gene_knowledge": gene_kb.source_info(), "description_sources": sources,
-            "n_train_cells": int(n_train), "cellscribe_version": _version(version), "torch": str(torch.__version__)}
-
-
-def _version(version: Any) -> str:
-    try:
-        return version("cellscribe")
-    except Exception:  # noqa: BLE001 - a source tree without metadata
-        return "0.0.0+unknown"
+            "n_train_cells": int(n_train), "cellscribe_version": __version__, "torch": str(torch.__version__)}
 
 
 def embeddings_for(adata: AnnData, *, use_raw: bool | None = None, layer: str | None = None,

@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 import jinja2
 import pandas as pd
@@ -26,10 +25,8 @@ import pandas as pd
 from ..cache import ResponseCache, make_key
 from ..errors import InputError
 from ..knowledge import genes as gene_kb
+from ..llm import Backend, get_backend
 from ..prompts import read_template
-
-if TYPE_CHECKING:
-    from ..llm import Backend
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +99,6 @@ def gene_descriptions(
 
 
 def _ask_llm(symbols: list[str], species: str, llm: str | Backend, llm_model: str | None) -> dict[str, str]:
-    from ..llm import get_backend
-
     backend = get_backend(llm, model=llm_model)
     tmpl = _template("gene_description_llm.j2")
     out: dict[str, str] = {}

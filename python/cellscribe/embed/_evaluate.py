@@ -16,8 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import sparse
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
 
 from ..errors import InputError
+from ._classifier import train_genept, train_screader
 from ._store import GeneEmbeddings
 from ._train import TrainConfig, check_labels
 
@@ -28,8 +32,6 @@ METHODS = ("logreg", "genept", "screader")
 
 def metrics(y_true: Sequence[str], y_pred: Sequence[str]) -> dict[str, float]:
     """Accuracy and macro precision, recall, F1 (classes absent from both count as 0, not as errors)."""
-    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
-
     p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, average="macro", zero_division=0)
     return {"accuracy": float(accuracy_score(y_true, y_pred)), "precision": float(p), "recall": float(r),
             "f1": float(f)}
@@ -37,8 +39,6 @@ def metrics(y_true: Sequence[str], y_pred: Sequence[str]) -> dict[str, float]:
 
 def confusion(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str] | None = None) -> pd.DataFrame:
     """Confusion matrix as a DataFrame (rows: true label, columns: predicted label)."""
-    from sklearn.metrics import confusion_matrix
-
     labels = list(labels) if labels is not None else sorted(set(map(str, y_true)) | set(map(str, y_pred)))
     cm = confusion_matrix(np.asarray(y_true, dtype=str), np.asarray(y_pred, dtype=str), labels=labels)
     return pd.DataFrame(cm, index=pd.Index(labels, name="true"), columns=pd.Index(labels, name="predicted"))
@@ -48,8 +48,6 @@ class LogisticReference:
     """Logistic regression on log-normalised expression (the non-LLM reference)."""
 
     def __init__(self, C: float = 1.0, max_iter: int = 2000, seed: int = 0) -> None:
-        from sklearn.linear_model import LogisticRegression
-
         self.model = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
 
     def fit(self, X: sparse.csr_matrix, y: np.ndarray) -> LogisticReference:
@@ -104,11 +102,29 @@ def cross_validate(
     models ``s_per_epoch`` and ``final_loss``), and one row per method and test cell (``cell, fold,
     method, true, predicted``).
     """
-    from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
-
-    from ._classifier import train_genept, train_screader
-
     y = np.asarray(y).astype(str)
+    splitter = _splitter(y, methods, n_splits=n_splits, test_size=test_size, seed=seed)
+    rows, preds = [], []
+    for fold, (tr, te) in enumerate(splitter.split(np.zeros(len(y)), y)):
+        for method in methods:
+            model, pred, train_s, infer_s, extra = _fit_predict(method, X, genes, y, tr, te, gene_emb, seed=seed,
+                                                                options=genept if method == "genept" else screader)
+            row = {"method": method, "fold": fold, **metrics(y[te], pred), "n_train": len(tr), "n_test": len(te),
+                   "train_s": train_s, "infer_s": infer_s, "train_cells_per_s": len(tr) / train_s,
+                   "infer_cells_per_s": len(te) / max(infer_s, 1e-9), **extra}
+            log.info("fold %d %s: accuracy %.3f, f1 %.3f (%.0f s)", fold, method, row["accuracy"], row["f1"], train_s)
+            rows.append(row)
+            if on_fold is not None:
+                on_fold(fold, method, model, tr, te)
+            if keep_predictions:
+                preds.append(pd.DataFrame({"cell": te, "fold": fold, "method": method, "true": y[te],
+                                           "predicted": np.asarray(pred).astype(str)}))
+    return pd.DataFrame(rows), (pd.concat(preds, ignore_index=True) if preds else pd.DataFrame())
+
+
+def _splitter(y: np.ndarray, methods: Sequence[str], *, n_splits: int, test_size: float | None, seed: int) -> Any:
+    """Stratified k folds (or one stratified split with ``test_size``), after checking the labels,
+    the methods and that every type has a cell in each fold."""
     check_labels(y)
     unknown = set(methods) - set(METHODS)
     if unknown:
@@ -118,40 +134,30 @@ def cross_validate(
     if counts.min() < folds:
         raise InputError(f"A cell type has only {counts.min()} cell(s), fewer than the {folds} folds; "
                          "drop rare types or use fewer folds.")
-    splitter = (StratifiedKFold(n_splits, shuffle=True, random_state=seed) if test_size is None
-                else StratifiedShuffleSplit(1, test_size=test_size, random_state=seed))
-    rows, preds = [], []
-    for fold, (tr, te) in enumerate(splitter.split(np.zeros(len(y)), y)):
-        for method in methods:
-            start = time.perf_counter()
-            extra: dict[str, float] = {}
-            if method == "logreg":
-                ref = LogisticReference(seed=seed).fit(X[tr], y[tr])
-                train_s = time.perf_counter() - start
-                t0 = time.perf_counter()
-                pred = ref.predict(X[te])
-                infer_s = time.perf_counter() - t0
-            else:
-                kwargs = dict(genept if method == "genept" else screader or {})
-                kwargs.setdefault("config", TrainConfig(seed=seed))
-                train = train_genept if method == "genept" else train_screader
-                clf = train(X[tr], genes, y[tr], gene_emb, **kwargs)
-                train_s = time.perf_counter() - start
-                p = clf.predict_matrix(X[te], genes)
-                pred, infer_s = p.labels, p.seconds
-                extra = {"s_per_epoch": float(np.mean([h["seconds"] for h in clf.history])),
-                         "final_loss": clf.history[-1]["loss"]}
-            row = {"method": method, "fold": fold, **metrics(y[te], pred), "n_train": len(tr), "n_test": len(te),
-                   "train_s": train_s, "infer_s": infer_s, "train_cells_per_s": len(tr) / train_s,
-                   "infer_cells_per_s": len(te) / max(infer_s, 1e-9), **extra}
-            log.info("fold %d %s: accuracy %.3f, f1 %.3f (%.0f s)", fold, method, row["accuracy"], row["f1"], train_s)
-            rows.append(row)
-            if on_fold is not None:
-                on_fold(fold, method, ref if method == "logreg" else clf, tr, te)
-            if keep_predictions:
-                preds.append(pd.DataFrame({"cell": te, "fold": fold, "method": method, "true": y[te],
-                                           "predicted": np.asarray(pred).astype(str)}))
-    return pd.DataFrame(rows), (pd.concat(preds, ignore_index=True) if preds else pd.DataFrame())
+    return (StratifiedKFold(n_splits, shuffle=True, random_state=seed) if test_size is None
+            else StratifiedShuffleSplit(1, test_size=test_size, random_state=seed))
+
+
+def _fit_predict(method: str, X: sparse.csr_matrix, genes: list[str], y: np.ndarray, tr: np.ndarray, te: np.ndarray,
+                 gene_emb: GeneEmbeddings, *, seed: int,
+                 options: dict[str, Any] | None) -> tuple[Any, np.ndarray, float, float, dict[str, float]]:
+    """Train ``method`` on the rows ``tr`` and predict the rows ``te``: ``(model, predictions, training
+    seconds, inference seconds, extra figures)`` (the neural models add ``s_per_epoch`` and ``final_loss``)."""
+    start = time.perf_counter()
+    if method == "logreg":
+        ref = LogisticReference(seed=seed).fit(X[tr], y[tr])
+        train_s = time.perf_counter() - start
+        t0 = time.perf_counter()
+        pred = ref.predict(X[te])
+        return ref, pred, train_s, time.perf_counter() - t0, {}
+    kwargs = dict(options or {})
+    kwargs.setdefault("config", TrainConfig(seed=seed))
+    train = train_genept if method == "genept" else train_screader
+    clf = train(X[tr], genes, y[tr], gene_emb, **kwargs)
+    train_s = time.perf_counter() - start
+    p = clf.predict_matrix(X[te], genes)
+    extra = {"s_per_epoch": float(np.mean([h["seconds"] for h in clf.history])), "final_loss": clf.history[-1]["loss"]}
+    return clf, p.labels, train_s, p.seconds, extra
 
 
 def summarize(scores: pd.DataFrame) -> pd.DataFrame:

@@ -31,6 +31,8 @@ import torch
 from torch import nn
 
 from ..errors import InputError
+from ..llm import local_models
+from ._cells import positional_encoding
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +80,6 @@ class GenePTModel(nn.Module):
 
 def lm_source(name: str) -> tuple[Path, str | None, dict[str, Any]]:
     """(folder, gguf file name or None, identity) of a causal LM given by registry name or path."""
-    from ..llm import local_models
-
     p = Path(str(name)).expanduser()
     if str(name) in local_models.REGISTRY or p.suffix.lower() == ".gguf":
         gguf = local_models.resolve(str(name))
@@ -96,7 +96,7 @@ def load_lm(name: str, lm_layers: int | None = None) -> tuple[nn.Module, Any, di
 
     GGUF weights are dequantised to float32 by transformers (SmolLM2-135M: ~25 s, ~0.6 GB).
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # optional heavy dependency (the ml extra)
 
     folder, gguf, identity = lm_source(name)
     start = time.perf_counter()
@@ -143,8 +143,6 @@ class ScreaderModel(nn.Module):
                  pe_dim: int = 64, proj_hidden: tuple[int, ...] = (512,), head_hidden: tuple[int, ...] = (256,),
                  instruction: str = INSTRUCTION, dropout: float = 0.1, gene_scale: np.ndarray | None = None) -> None:
         super().__init__()
-        from ._cells import positional_encoding
-
         object.__setattr__(self, "lm", lm)
         hidden = lm.config.hidden_size
         self.register_buffer("gene_matrix", torch.as_tensor(gene_matrix, dtype=torch.float32))

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .._settings import settings
+from ..config import settings
 from ..progress import Progress
 from ._descriptions import gene_descriptions
 from ._embedders import TextEmbedder, get_embedder

@@ -74,7 +74,7 @@ def fit(module: nn.Module, inputs: list[torch.Tensor], y: torch.Tensor, config: 
 
     ``inputs`` are tensors with the cells along dimension 0, moved to ``device`` batch by batch.
     """
-    from transformers import get_linear_schedule_with_warmup
+    from transformers import get_linear_schedule_with_warmup  # optional heavy dependency (the ml extra)
 
     torch.manual_seed(config.seed)
     n = len(y)

@@ -12,29 +12,22 @@ notation do not count as errors:
   precision/recall/F1); :func:`cellscribe.pl.confusion_matrix` to look at the errors.
 * :func:`validate_markers`: stage-1 check of a cluster's markers against CellMarker 2.0's canonical
   markers of its predicted type.
-* :func:`run_benchmark` / :func:`score_column`: the GPTCelltype benchmark (``cellscribe benchmark
-  gptcelltype`` and ``cellscribe score`` on the command line).
+
+Mapping labels to the Cell Ontology is knowledge (:mod:`cellscribe.knowledge.labels`,
+:mod:`cellscribe.knowledge.lineage`), re-exported here; running benchmarks is
+:mod:`cellscribe.benchmark`.
 """
 
+from ..knowledge.labels import FUZZY_CUTOFF, LabelMapping, map_label, map_labels
+from ..knowledge.lineage import BROAD_ANCHORS, RELATED_BROAD, broad_type, broad_types
 from ._agreement import LEVELS, Side, agreement, agreement_level, side
-from ._broad import BROAD_ANCHORS, RELATED_BROAD, broad_type, broad_types
-from ._gptcelltype import (
-    PUBLISHED_METHODS,
-    BenchmarkResult,
-    plot_means,
-    read_table,
-    run_benchmark,
-    score_column,
-    score_table,
-)
-from ._mapping import FUZZY_CUTOFF, LabelMapping, map_label, map_labels
 from ._markers import validate_markers
-from ._metrics import Accuracy, cell_accuracy, classification_metrics, cluster_accuracy
-from ._scoring import score_labels
+from ._metrics import Accuracy, cell_accuracy, classes, classification_metrics, cluster_accuracy
+from ._scoring import SCORE_COLUMNS, score_labels
 
 __all__ = [
-    "Accuracy", "BROAD_ANCHORS", "BenchmarkResult", "FUZZY_CUTOFF", "LEVELS", "LabelMapping", "PUBLISHED_METHODS",
-    "RELATED_BROAD", "Side", "agreement", "agreement_level", "broad_type", "broad_types", "cell_accuracy",
-    "classification_metrics", "cluster_accuracy", "map_label", "map_labels", "plot_means", "read_table",
-    "run_benchmark", "score_column", "score_labels", "score_table", "side", "validate_markers",
+    "Accuracy", "BROAD_ANCHORS", "FUZZY_CUTOFF", "LEVELS", "RELATED_BROAD", "SCORE_COLUMNS", "LabelMapping", "Side",
+    "agreement", "agreement_level", "broad_type", "broad_types", "cell_accuracy", "classes",
+    "classification_metrics", "cluster_accuracy", "map_label", "map_labels", "score_labels", "side",
+    "validate_markers",
 ]

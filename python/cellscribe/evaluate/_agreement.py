@@ -5,7 +5,7 @@ Two scores for any two free-text labels (or labels with known CL IDs):
 * :func:`agreement`: the GPTCelltype study's score (Hou & Ji, 2024). **1** (full match) when both
   labels name the same term(s) (same CL IDs after synonym resolution), are the same text ignoring
   case and a trailing ``s``, or both name tumour cells; **0.5** (partial) when their broad types
-  (:mod:`~cellscribe.evaluate._broad`) overlap or are related (``broad_related``: parent and child,
+  (:mod:`~cellscribe.knowledge.lineage`) overlap or are related (``broad_related``: parent and child,
   or siblings under a class narrower than "immune cell"); **0** otherwise. A label mapped only
   partially (to a coarser term, see :func:`~cellscribe.evaluate.map_label`) never makes a full match
   by its term.
@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..knowledge import ontology as _ontology
-from ._broad import broad_related, broad_types
-from ._mapping import PRECISE, LabelMapping, map_label
+from ..knowledge.labels import PRECISE, LabelMapping, map_label
+from ..knowledge.lineage import broad_related, broad_types
 
 Level = Literal["exact", "major", "related", "wrong"]
 #: The four levels, best first, and their GPTCelltype agreement.

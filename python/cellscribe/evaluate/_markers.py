@@ -14,8 +14,10 @@ from typing import Any
 
 import pandas as pd
 
+from ..errors import InputError
+from ..knowledge import cellmarker
+from ..knowledge.labels import map_label
 from ..markers import read_markers
-from ._mapping import map_label
 
 #: Columns of :func:`validate_markers`, in order.
 COLUMNS = ["cluster", "label", "cl_id", "cl_name", "n_markers", "n_canonical", "n_overlap", "overlap",
@@ -67,8 +69,6 @@ def validate_markers(
     """
     from scipy.stats import hypergeom
 
-    from ..knowledge import cellmarker
-
     genes = _marker_genes(markers, species=species, top_n=top_n)
     label_of = _labels(labels)
     background = {str(s).upper() for s in cellmarker.load(species)["symbol"].unique()}
@@ -106,8 +106,6 @@ def _marker_genes(markers: Any, *, species: str, top_n: int) -> dict[str, list[s
 def _labels(labels: Mapping[str, str] | pd.DataFrame | pd.Series) -> dict[str, str]:
     if isinstance(labels, pd.DataFrame):
         if not {"cluster", "label"} <= set(labels.columns):
-            from ..errors import InputError
-
             raise InputError("labels as a table needs 'cluster' and 'label' columns (cellscribe.annotate's result).")
         return {str(c): lab for c, lab in zip(labels["cluster"], labels["label"], strict=True)}
     if isinstance(labels, pd.Series):

@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..knowledge import ontology
 from ._agreement import LEVELS, agreement_level, side
 
 #: Columns of :func:`score_labels`, in order.
@@ -59,8 +60,6 @@ def score_labels(
 
 
 def _score_one(p: Any, t: Any, ids: Any, broad: Any) -> dict[str, Any]:
-    from ..knowledge import ontology
-
     if ids is not None and not isinstance(ids, str) and pd.isna(ids):
         ids = ""
     if broad is not None and not isinstance(broad, str) and pd.isna(broad):

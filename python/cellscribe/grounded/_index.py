@@ -1,10 +1,13 @@
 """The marker index retrieval searches: Cell Ontology term -> marker genes, per species and tissue.
 
 Built once per species from CellMarker 2.0 and singleCellBase, then kept as a pickle in
-``settings.cache_dir/knowledge`` (keyed by both sources' sha256 and :data:`INDEX_VERSION`):
+``settings.cache_dir/knowledge``, keyed by everything that changes its content
+(:func:`index_key`): both sources' sha256, the label-mapping rules (the code of
+:mod:`cellscribe.knowledge` and of this module, the Cell Ontology release, rapidfuzz), the gene
+knowledge that resolves symbols (or its absence) and :data:`INDEX_VERSION`:
 
 * every record's cell name is resolved to a Cell Ontology term: CellMarker's own CL ID when it
-  gives one, else :func:`cellscribe.evaluate.map_label` of the name (precise matches only; records
+  gives one, else :func:`cellscribe.knowledge.labels.map_label` of the name (precise matches only; records
   of names that map to nothing precise are left out); singleCellBase's ``cell_subtype`` first, then
   its ``cell_type``. Records of cancer cells are left out.
 * every gene symbol is resolved to the official human symbol when org.Hs.eg.db knows it (aliases
@@ -14,13 +17,22 @@ Built once per species from CellMarker 2.0 and singleCellBase, then kept as a pi
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
+import json
 import logging
 import pickle
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from ..knowledge._wheeldata import knowledge_dir, write_pickle
+import pandas as pd
+
+from .. import knowledge
+from ..knowledge import cellmarker, genes, ontology, singlecellbase
+from ..knowledge.labels import map_label
+from ..knowledge.wheeldata import knowledge_dir, write_pickle
 from ..progress import phase
 
 log = logging.getLogger(__name__)
@@ -81,8 +93,6 @@ def canonical_symbols(symbols: list[str], species: str) -> dict[str, str]:
     """``{symbol: official human symbol}`` where org.Hs.eg.db resolves it, else upper case."""
     out = {s: str(s).strip().upper() for s in symbols}
     try:
-        from ..knowledge import genes
-
         resolved = genes.to_human([s for s in symbols], species=species)  # type: ignore[arg-type]
     except Exception as exc:  # gene databases not installed: upper-case symbols only
         log.info("gene symbols not resolved through org.Hs.eg.db (%s)", exc)
@@ -93,14 +103,7 @@ def canonical_symbols(symbols: list[str], species: str) -> dict[str, str]:
 
 
 def _read_cached(species: str) -> MarkerIndex:
-    from ..knowledge.cellmarker import CELLMARKER_CSV
-    from ..knowledge.singlecellbase import SINGLECELLBASE_TXT
-
-    # Gene symbols are resolved through org.Hs.eg.db only where it is installed: an index built
-    # without it is not reused once it is there.
-    genes = "g" if _gene_knowledge() else "n"
-    key = f"{CELLMARKER_CSV.sha256[:8]}{SINGLECELLBASE_TXT.sha256[:8]}{genes}"
-    path = knowledge_dir() / f"marker-index.{species}.{key}.v{INDEX_VERSION}.pkl"
+    path = knowledge_dir() / f"marker-index.{species}.{index_key(species)}.v{INDEX_VERSION}.pkl"
     try:
         with open(path, "rb") as fh:
             return pickle.load(fh)
@@ -113,20 +116,58 @@ def _read_cached(species: str) -> MarkerIndex:
     return index
 
 
-def _gene_knowledge() -> bool:
-    """Whether org.Hs.eg.db (gene symbols and aliases) can be read."""
-    from ..knowledge import genes
+def index_key(species: str) -> str:
+    """The on-disk index's key: a hash of everything its content depends on.
 
+    Both sources' sha256; the mapping rules (the source of every :mod:`cellscribe.knowledge` module,
+    where the label mapping, its normalisation tables, the ontology loader and the symbol
+    resolution live, and of this module); the Cell Ontology release (the
+    ``cellxgene-ontology-guide`` version) and ``rapidfuzz`` (fuzzy matching); and the gene
+    knowledge that resolves symbols (:func:`gene_knowledge`), so an index built without
+    org.Hs.eg.db is not reused once it is installed, nor one built from an older release.
+    """
+    parts = {
+        "species": species,
+        "cellmarker": cellmarker.CELLMARKER_CSV.sha256,
+        "singlecellbase": singlecellbase.SINGLECELLBASE_TXT.sha256,
+        "rules": _rules_digest(),
+        "cellxgene-ontology-guide": _version("cellxgene-ontology-guide"),
+        "rapidfuzz": _version("rapidfuzz"),
+        "genes": gene_knowledge(),
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def gene_knowledge() -> str:
+    """Identity of the gene knowledge that resolves symbols (org.Hs.eg.db through
+    :mod:`cellscribe.knowledge.genes`: its sources' release dates and the gene index version), or
+    ``""`` where it cannot be read (symbols are then only upper-cased)."""
     try:
-        genes.find_database(*genes.ORGDB)
-    except genes.GeneKnowledgeUnavailableError:
-        return False
-    return True
+        info = genes.source_info()
+    except Exception as exc:  # the same fallback as canonical_symbols: gene databases not installed
+        log.info("no gene knowledge for the marker index key (%s)", exc)
+        return ""
+    return json.dumps(info, sort_keys=True)
+
+
+def _rules_digest() -> str:
+    """sha256 of the code the index content follows: :mod:`cellscribe.knowledge` and this module."""
+    files = sorted(Path(knowledge.__file__).parent.glob("*.py")) + [Path(__file__)]
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
 
 
 def _term_of(name: str, cache: dict[str, str | None]) -> str | None:
-    from ..evaluate import map_label
-
     if name not in cache:
         m = map_label(name)
         cache[name] = m.cl_id if (m.mapped and m.precise and not m.malignant and len(m.cl_ids) == 1) else None
@@ -134,8 +175,6 @@ def _term_of(name: str, cache: dict[str, str | None]) -> str | None:
 
 
 def _build(species: str) -> MarkerIndex:
-    from ..knowledge import cellmarker, ontology, singlecellbase
-
     cl = ontology.get()
     names: dict[str, str | None] = {}
     # (source, pub, tissue, cl_id, raw symbol)
@@ -191,6 +230,4 @@ def _build(species: str) -> MarkerIndex:
 
 
 def _present(value: object) -> bool:
-    import pandas as pd
-
     return value is not None and not pd.isna(value)

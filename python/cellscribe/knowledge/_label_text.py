@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from ..knowledge.ontology import normalize
+from .ontology import normalize
 
 #: Abbreviations and short forms, matched as whole words ignoring case, replaced by the words the
 #: Cell Ontology uses (``"NK cells"`` -> ``"natural killer cells"``).

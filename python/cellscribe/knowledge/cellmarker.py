@@ -44,7 +44,9 @@ from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from ..progress import phase
-from ._wheeldata import WheelFile, fetch, knowledge_dir, write_pickle
+from . import ontology
+from .ontology import normalize
+from .wheeldata import WheelFile, fetch, knowledge_dir, write_pickle
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -137,8 +139,6 @@ def canonical_markers(
         t = tissue.strip().lower()
         df = df[(df["tissue"].str.lower() == t) | (df["tissue_class"].str.lower() == t)]
     if cell.strip().upper().startswith("CL:") or cell.strip().upper().startswith("CL_"):
-        from . import ontology
-
         cl = ontology.get()
         try:
             cl_id = cl.resolve(cell.strip().upper().replace("_", ":"))
@@ -147,8 +147,6 @@ def canonical_markers(
         ids = cl.descendants(cl_id, include_self=True) if include_descendants else {cl_id}
         df = df[df["cl_id"].isin(ids)]
     else:
-        from .ontology import normalize
-
         key = normalize(cell)
         names = [c for c in df["cell_name"].cat.categories if normalize(c) == key]
         df = df[df["cell_name"].isin(names)]

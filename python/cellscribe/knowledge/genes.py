@@ -54,8 +54,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .._settings import settings
-from ..errors import CellscribeError, InputError
+from ..config import settings
+from ..errors import GeneKnowledgeUnavailableError, InputError
 from ..progress import say
 
 log = logging.getLogger(__name__)
@@ -74,10 +74,6 @@ GO_ROOTS = ("GO:0008150", "GO:0003674", "GO:0005575")
 #: R library folders searched when ``Rscript`` is not on the PATH (Debian's layout, then R_LIBS*).
 _STANDARD_R_LIBS = ("/usr/lib/R/site-library", "/usr/local/lib/R/site-library", "/usr/lib/R/library")
 _ENSEMBL = re.compile(r"^ENSG\d{11}(\.\d+)?$", re.IGNORECASE)
-
-
-class GeneKnowledgeUnavailableError(CellscribeError):
-    """The Bioconductor gene databases are not installed."""
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@
 
 1. **malignant**: a label naming tumour cells (``"colon cancer cell"``, ``"Malignant B cells"``) maps
    to ``malignant cell`` (CL:0001064), as the GPTCelltype study treats every tumour label alike.
-2. **name / synonym**: the label, or one of its :func:`~cellscribe.evaluate._normalize.variants`
+2. **name / synonym**: the label, or one of its :func:`variants <cellscribe.knowledge._label_text.variants>`
    (common names, abbreviations expanded, bare ``CD14`` read as ``CD14+``, ``"cell"`` appended,
    state words such as ``"cycling"`` dropped), equals a term's name or exact/related synonym after
    :func:`~cellscribe.knowledge.ontology.normalize` (case, plurals, ``+``/``-``, punctuation,
@@ -36,9 +36,10 @@ from itertools import combinations
 
 import pandas as pd
 
-from ..knowledge import ontology as _ontology
-from ..knowledge.ontology import normalize
-from ._normalize import alias, alternatives, clean, coarse_variants, is_malignant, restated_variants, variants
+from . import ontology as _ontology
+from ._label_text import alias, alternatives, clean, coarse_variants, is_malignant, restated_variants, variants
+from .lineage import BROAD_ANCHORS
+from .ontology import normalize
 
 #: Minimum rapidfuzz ``token_sort_ratio`` (0-100) for a fuzzy match.
 FUZZY_CUTOFF = 85.0
@@ -222,8 +223,6 @@ def _map_qualified(label: str, fuzzy_cutoff: float, *, precise_only: bool) -> li
 def _anchor_ids() -> frozenset[str]:
     """Class-level terms (the broad-type anchors: ``epithelial cell``, ``leukocyte``, ``B cell``, ...)
     that a qualifier in parentheses may replace by a more specific type of any lineage."""
-    from ._broad import BROAD_ANCHORS
-
     return frozenset(i for _, ids in BROAD_ANCHORS for i in ids) | {ROOT}
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from ..knowledge import ontology
+from . import ontology
 
 #: ``(broad type, anchor CL IDs)``, first match wins.
 BROAD_ANCHORS: tuple[tuple[str, tuple[str, ...]], ...] = (

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
 
-from ._wheeldata import WheelFile, fetch, knowledge_dir, write_pickle
+from .wheeldata import WheelFile, fetch, knowledge_dir, write_pickle
 
 log = logging.getLogger(__name__)
 

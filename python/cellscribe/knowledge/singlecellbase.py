@@ -25,7 +25,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
-from ._wheeldata import WheelFile, fetch, knowledge_dir, write_pickle
+from .wheeldata import WheelFile, fetch, knowledge_dir, write_pickle
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -18,23 +18,35 @@ from typing import Any
 
 import httpx
 
-from ._base import Backend, ChatResponse, Message, ModelIdentity, ToolCall, ToolTurn, Usage
-from ._constants import DEFAULT_OLLAMA_MODEL, ollama_host
-from ._errors import (
+from ..errors import (
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
     BackendUnavailableError,
+    InputError,
     LLMError,
     ModelNotFoundError,
     OutputFormatError,
     RateLimitError,
     ServerError,
 )
+from ._base import (
+    MAX_SENTENCES_KEY,
+    TRUNCATE_KEY,
+    Backend,
+    ChatResponse,
+    Message,
+    ModelIdentity,
+    ToolCall,
+    ToolTurn,
+    Usage,
+)
+from ._constants import DEFAULT_API_KEY_ENV, DEFAULT_OLLAMA_MODEL, DEFAULT_TIMEOUT_S, ollama_host
 from ._llamacpp import LlamaCppBackend
 from ._ollama import OllamaBackend
 from ._openai import OpenAIBackend
-from ._transformers import TransformersBackend
+from ._retry import retrying
+from ._transformers import DEFAULT_TRANSFORMERS_MODEL, TransformersBackend, load_base
 from .local_models import DEFAULT_LOCAL_MODEL, REGISTRY
 
 log = logging.getLogger(__name__)
@@ -48,10 +60,12 @@ BACKENDS: dict[str, type[Backend]] = {
 BACKEND_NAMES: tuple[str, ...] = ("auto", *BACKENDS)
 
 __all__ = [
-    "APIStatusError", "APITimeoutError", "AuthenticationError", "Backend", "BackendUnavailableError",
-    "BACKENDS", "BACKEND_NAMES", "ChatResponse", "LLMError", "LlamaCppBackend", "Message", "ModelIdentity",
-    "ModelNotFoundError", "OllamaBackend", "OpenAIBackend", "OutputFormatError", "RateLimitError",
-    "ServerError", "ToolCall", "ToolTurn", "TransformersBackend", "Usage", "get_backend", "ollama_models",
+    "BACKENDS", "BACKEND_NAMES", "DEFAULT_API_KEY_ENV", "DEFAULT_TIMEOUT_S", "DEFAULT_TRANSFORMERS_MODEL",
+    "MAX_SENTENCES_KEY", "TRUNCATE_KEY",
+    "APIStatusError", "APITimeoutError", "AuthenticationError", "Backend", "BackendUnavailableError", "ChatResponse",
+    "LLMError", "LlamaCppBackend", "Message", "ModelIdentity", "ModelNotFoundError", "OllamaBackend", "OpenAIBackend",
+    "OutputFormatError", "RateLimitError", "ServerError", "ToolCall", "ToolTurn", "TransformersBackend", "Usage",
+    "get_backend", "load_base", "ollama_host", "ollama_models", "retrying",
 ]
 
 
@@ -74,8 +88,6 @@ def get_backend(name: str | Backend = "auto", *, model: str | None = None, **opt
     if name == "auto":
         return _auto(model, **options)
     if name not in BACKENDS:
-        from ..errors import InputError
-
         raise InputError(f"Unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}.")
     return BACKENDS[name](model, **options)
 

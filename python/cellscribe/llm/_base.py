@@ -3,13 +3,15 @@
 A backend turns chat messages (OpenAI shape: ``{"role": ..., "content": ...}``) into a
 :class:`ChatResponse`. Network-level retries (connection errors, timeouts, 408/409/429/5xx) are
 done here, once, for all backends; subclasses implement :meth:`Backend._chat` and raise the typed
-errors of :mod:`cellscribe.llm._errors`.
+errors of :mod:`cellscribe.errors`.
 """
 
 from __future__ import annotations
 
 import abc
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -183,7 +185,7 @@ class Backend(abc.ABC):
         seed: int,
         max_tokens: int,
     ) -> ChatResponse:
-        """One attempt; raise the typed errors of :mod:`cellscribe.llm._errors`."""
+        """One attempt; raise the typed errors of :mod:`cellscribe.errors`."""
 
     def chat_tools(
         self,
@@ -201,7 +203,7 @@ class Backend(abc.ABC):
         objects; answer a :class:`ToolCall` by appending :meth:`tool_message`. Backends without
         tool calls raise :class:`~cellscribe.errors.InputError`.
         """
-        if type(self)._chat_tools is Backend._chat_tools:
+        if not self.supports_tools:
             raise InputError(
                 f"The {self.name} backend cannot call tools. Agentic annotation needs an OpenAI-compatible "
                 "server with tool calls (backend='openai': OpenAI, vLLM, llama.cpp's server, Ollama's /v1); "
@@ -214,6 +216,11 @@ class Backend(abc.ABC):
         turn.elapsed_s = time.perf_counter() - start
         return turn
 
+    @property
+    def supports_tools(self) -> bool:
+        """Whether this backend can hold a tool-calling conversation (:meth:`chat_tools`)."""
+        return type(self)._chat_tools is not Backend._chat_tools
+
     def _chat_tools(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], *, temperature: float,
                     seed: int, max_tokens: int) -> ToolTurn:
         """One tool-calling attempt; backends that support tools override it."""
@@ -222,6 +229,13 @@ class Backend(abc.ABC):
     def tool_message(self, call: ToolCall, content: str) -> dict[str, Any]:
         """The message that answers ``call`` with ``content`` (a JSON string)."""
         return {"role": "tool", "tool_call_id": call.id, "content": content}
+
+    @contextlib.contextmanager
+    def translating_errors(self) -> Iterator[None]:
+        """Raise the client library's errors from inside the block as the typed errors of
+        :mod:`cellscribe.errors` (what :meth:`chat` does for its own requests); for other requests
+        through this backend's connection, e.g. embeddings. Backends with a client library override it."""
+        yield
 
     def check(self) -> None:  # noqa: B027 - optional hook; backends that can check override it
         """Raise a typed error if the backend cannot serve its model (server down, model missing)."""

@@ -30,9 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import APITimeoutError
+
 # --------------------------------------------------------------------------- schema plans
 from ._base import MAX_SENTENCES_KEY, TRUNCATE_KEY
-from ._errors import APITimeoutError
 
 #: Prompt evaluation chunk (tokens), aligned to absolute positions.
 CHUNK = 32

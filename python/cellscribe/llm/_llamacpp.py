@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .._settings import settings
+from ..config import settings
+from ..errors import APITimeoutError, ModelNotFoundError
 from ..progress import phase
 from . import local_models
 from ._base import Backend, ChatResponse, Message, ModelIdentity, Usage, strip_extensions
 from ._decoding import Decoder, Grammar, fill_json, generate, plan
-from ._errors import APITimeoutError, ModelNotFoundError
 
 _LOADED: dict[tuple[str, int, int], Any] = {}
 _LOAD_LOCK = threading.Lock()

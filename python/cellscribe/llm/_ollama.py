@@ -14,9 +14,10 @@ from typing import Any
 
 import httpx
 
+from ..errors import APITimeoutError, BackendUnavailableError, ModelNotFoundError
 from ._base import Backend, ChatResponse, Message, ModelIdentity, Usage
 from ._constants import DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_OLLAMA_MODEL, ollama_host
-from ._errors import APITimeoutError, BackendUnavailableError, ModelNotFoundError, status_error
+from ._status import status_error
 
 
 def _full_name(model: str) -> str:
@@ -54,7 +55,7 @@ class OllamaBackend(Backend):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        import ollama
+        import ollama  # imported when an Ollama backend is made, not with cellscribe.llm (~0.1 s)
 
         self.model = model or DEFAULT_OLLAMA_MODEL
         self.host = (host or ollama_host()).rstrip("/")
@@ -66,9 +67,15 @@ class OllamaBackend(Backend):
         )
         self._identity: ModelIdentity | None = None
 
+    @property
+    def client(self) -> Any:
+        """The ``ollama.Client`` this backend talks through, for requests other than chat (embeddings);
+        wrap them in :meth:`translating_errors`."""
+        return self._client
+
     @contextlib.contextmanager
-    def _errors(self) -> Iterator[None]:
-        import ollama
+    def translating_errors(self) -> Iterator[None]:
+        import ollama  # imported when an Ollama backend is made, not with cellscribe.llm (~0.1 s)
 
         try:
             yield
@@ -89,7 +96,7 @@ class OllamaBackend(Backend):
 
     def available_models(self) -> dict[str, str]:
         """``{name: digest}`` of the models the server has (``/api/tags``)."""
-        with self._errors():
+        with self.translating_errors():
             listing = self._client.list()
         return {m.model: m.digest or "" for m in listing.models if m.model}
 
@@ -119,7 +126,7 @@ class OllamaBackend(Backend):
         max_tokens: int,
     ) -> ChatResponse:
         options = {"temperature": temperature, "seed": seed, "num_predict": max_tokens}
-        with self._errors():
+        with self.translating_errors():
             r = self._client.chat(
                 model=self.model, messages=messages, format=schema, options=options,
                 think=self.think, keep_alive=self.keep_alive,

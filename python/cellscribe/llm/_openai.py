@@ -13,23 +13,17 @@ answer is validated afterwards. ``response_format=`` overrides the choice.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator
 from typing import Any, Literal
 
 import httpx
 
-from ..errors import InputError
+from ..errors import APITimeoutError, AuthenticationError, BackendUnavailableError, InputError, ModelNotFoundError
 from ._base import Backend, ChatResponse, Message, ModelIdentity, ToolCall, ToolTurn, Usage
 from ._constants import DEFAULT_API_KEY_ENV, DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_OPENAI_MODEL
-from ._errors import (
-    APITimeoutError,
-    AuthenticationError,
-    BackendUnavailableError,
-    ModelNotFoundError,
-    parse_retry_after,
-    status_error,
-)
+from ._status import parse_retry_after, status_error
 
 OPENAI_URL = "https://api.openai.com/v1"
 ResponseFormat = Literal["auto", "json_schema", "json_object", "none"]
@@ -72,7 +66,7 @@ class OpenAIBackend(Backend):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        import openai
+        import openai  # heavy (~0.35 s): imported when an OpenAI backend is made, not with cellscribe.llm
 
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
         self.is_openai = self.base_url == OPENAI_URL
@@ -104,9 +98,15 @@ class OpenAIBackend(Backend):
     def identity(self) -> ModelIdentity:
         return ModelIdentity(backend=self.name, model=self.model, digest=None, endpoint=self.base_url)
 
+    @property
+    def client(self) -> Any:
+        """The ``openai.OpenAI`` this backend talks through, for requests other than chat (embeddings);
+        wrap them in :meth:`translating_errors`."""
+        return self._client
+
     @contextlib.contextmanager
-    def _errors(self) -> Iterator[None]:
-        import openai
+    def translating_errors(self) -> Iterator[None]:
+        import openai  # heavy (~0.35 s): imported when an OpenAI backend is made, not with cellscribe.llm
 
         where = "OpenAI" if self.is_openai else f"the server at {self.base_url}"
         try:
@@ -129,7 +129,7 @@ class OpenAIBackend(Backend):
             ) from None
 
     def check(self) -> None:
-        with self._errors():
+        with self.translating_errors():
             names = [m.id for m in self._client.models.list()]
         if self.is_openai and self.model not in names:
             raise ModelNotFoundError(f"OpenAI has no model {self.model!r} for this key.")
@@ -154,7 +154,7 @@ class OpenAIBackend(Backend):
         fmt = self._format(schema)
         if fmt is not None:
             kwargs["response_format"] = fmt
-        with self._errors():
+        with self.translating_errors():
             r = self._client.chat.completions.create(
                 model=self.model, messages=messages, temperature=temperature, seed=seed, **kwargs
             )
@@ -170,10 +170,8 @@ class OpenAIBackend(Backend):
 
     def _chat_tools(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], *, temperature: float,
                     seed: int, max_tokens: int) -> ToolTurn:
-        import json
-
         kwargs: dict[str, Any] = {"max_completion_tokens" if self.is_openai else "max_tokens": max_tokens}
-        with self._errors():
+        with self.translating_errors():
             r = self._client.chat.completions.create(
                 model=self.model, messages=messages, tools=tools, tool_choice="auto", temperature=temperature,
                 seed=seed, **kwargs,
@@ -200,8 +198,6 @@ class OpenAIBackend(Backend):
         naming the call: llama-cpp-python's ``chatml-function-calling`` template drops ``tool``
         messages, so its server never shows the model the result otherwise."""
         if self.tool_results == "user":
-            import json
-
             return {"role": "user", "content": f"Result of {call.name}({json.dumps(call.arguments)}): {content}"}
         return {"role": "tool", "tool_call_id": call.id, "content": content}
 

@@ -11,8 +11,8 @@ import logging
 
 import tenacity
 
+from ..errors import APIStatusError, BackendUnavailableError
 from ._constants import INITIAL_RETRY_DELAY_S, MAX_RETRY_AFTER_S, MAX_RETRY_DELAY_S, RETRYABLE_STATUS
-from ._errors import APIStatusError, BackendUnavailableError
 
 log = logging.getLogger(__name__)
 

@@ -28,11 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from .._settings import settings
+from ..config import settings
+from ..errors import APITimeoutError, ModelNotFoundError
 from . import local_models
 from ._base import Backend, ChatResponse, Message, ModelIdentity, Usage
 from ._decoding import CHUNK, fill_json, generate, plan
-from ._errors import APITimeoutError, ModelNotFoundError
 
 #: Base model when none is named (small enough to fine-tune on a CPU).
 DEFAULT_TRANSFORMERS_MODEL = "smollm2-135m"
@@ -59,6 +59,7 @@ def base_source(model: str | os.PathLike | None) -> tuple[Path | str, dict[str, 
 
 def load_base(model: str | os.PathLike | None) -> tuple[Any, Any]:
     """``(model, tokenizer)`` of a causal LM in float32 on the CPU, in training mode off."""
+    # optional heavy dependencies (the ml extra)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -92,7 +93,7 @@ def load_model(model: str | os.PathLike | None = None, adapter: str | os.PathLik
 
 
 def _merge_adapter(lm: Any, adapter: Path) -> Any:
-    from peft import PeftModel
+    from peft import PeftModel  # optional heavy dependency (the ml extra)
 
     if not (adapter / "adapter_config.json").is_file():
         raise ModelNotFoundError(f"{adapter} is not a peft adapter folder (no adapter_config.json).")
@@ -111,7 +112,7 @@ def _digest(paths: list[Path]) -> str:
 
 @functools.lru_cache(maxsize=1)
 def _byte_decoder() -> dict[str, int]:
-    from transformers.convert_slow_tokenizer import bytes_to_unicode
+    from transformers.convert_slow_tokenizer import bytes_to_unicode  # optional heavy dependency (the ml extra)
 
     return {v: k for k, v in bytes_to_unicode().items()}
 
@@ -139,7 +140,7 @@ class TorchDecoder:
         return list(self.tokenizer(text, add_special_tokens=False).input_ids)
 
     def _eval(self, tokens: list[int]) -> None:
-        import torch
+        import torch  # optional heavy dependency (the ml extra)
 
         with torch.inference_mode():
             out = self.model(input_ids=torch.tensor([tokens]), past_key_values=self.cache, use_cache=True,
@@ -296,7 +297,7 @@ class TransformersBackend(Backend):
     def _sample(decoder: TorchDecoder, messages: list[Message], temperature: float, seed: int,
                 max_tokens: int) -> tuple[str, str, int, int]:
         """Sampling through ``model.generate`` (the caller validates the text)."""
-        import torch
+        import torch  # optional heavy dependency (the ml extra)
 
         prompt = decoder.prompt_tokens(messages)
         torch.manual_seed(seed)

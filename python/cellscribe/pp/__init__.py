@@ -6,8 +6,9 @@
 """
 
 from ._filter import filter_cells
+from ._knee import smoothed_knee
 from ._metrics import MITO_GENES, MITO_PREFIXES, qc_metrics
 from ._thresholds import DEFAULT_STRATEGY, STRATEGIES, qc_thresholds
 
 __all__ = ["DEFAULT_STRATEGY", "MITO_GENES", "MITO_PREFIXES", "STRATEGIES", "filter_cells", "qc_metrics",
-           "qc_thresholds"]
+           "qc_thresholds", "smoothed_knee"]

@@ -63,24 +63,7 @@ def filter_cells(
     if key not in adata.uns or "thresholds" not in adata.uns[key]:
         qc_thresholds(adata, key_added=key, **threshold_kwargs)
     qc = adata.uns[key]
-    chosen = qc["thresholds"][strategy]
-    if strategy != "fixed" and not chosen["available"]:
-        raise InputError(
-            f"QC strategy {strategy!r} is not available here: {chosen['note']}. Knee points need raw counts "
-            "(an unfiltered or filtered count matrix); use --qc fixed, or give the raw counts."
-        )
-    keep = adata.obs[f"{key}_{strategy}"].to_numpy(dtype=bool).copy()
-    if max_pct_mt is not None:
-        keep &= adata.obs["pct_counts_mt"].to_numpy() <= max_pct_mt
-    if not keep.any():
-        median_genes = float(np.median(adata.obs["n_genes_by_counts"]))
-        raise InputError(
-            f"No cell passes QC strategy {strategy!r}"
-            + (f" with at most {max_pct_mt:g}% mitochondrial counts" if max_pct_mt is not None else "")
-            + f" ({adata.n_obs} cells before; the median cell has {median_genes:.0f} genes of {adata.n_vars}). "
-            "Look at the QC plot (cellscribe.pl.qc, qc.png) and choose another strategy or threshold "
-            "(min_genes=; on the command line --qc knee or --qc none)."
-        )
+    keep = _cells_to_keep(adata, qc["thresholds"][strategy], strategy, key=key, max_pct_mt=max_pct_mt)
     result = adata[keep].copy() if copy else adata
     if not copy:
         adata._inplace_subset_obs(keep)
@@ -99,3 +82,26 @@ def filter_cells(
              f" (mito <= {max_pct_mt:g}%)" if max_pct_mt is not None else "", result.n_obs, len(keep),
              result.n_vars, len(genes))
     return result if copy else None
+
+
+def _cells_to_keep(adata: AnnData, chosen: dict, strategy: str, *, key: str, max_pct_mt: float | None) -> np.ndarray:
+    """The cells that pass ``strategy`` (and the mitochondrial cut); an error when the strategy is
+    unavailable or no cell passes."""
+    if strategy != "fixed" and not chosen["available"]:
+        raise InputError(
+            f"QC strategy {strategy!r} is not available here: {chosen['note']}. Knee points need raw counts "
+            "(an unfiltered or filtered count matrix); use --qc fixed, or give the raw counts."
+        )
+    keep = adata.obs[f"{key}_{strategy}"].to_numpy(dtype=bool).copy()
+    if max_pct_mt is not None:
+        keep &= adata.obs["pct_counts_mt"].to_numpy() <= max_pct_mt
+    if not keep.any():
+        median_genes = float(np.median(adata.obs["n_genes_by_counts"]))
+        raise InputError(
+            f"No cell passes QC strategy {strategy!r}"
+            + (f" with at most {max_pct_mt:g}% mitochondrial counts" if max_pct_mt is not None else "")
+            + f" ({adata.n_obs} cells before; the median cell has {median_genes:.0f} genes of {adata.n_vars}). "
+            "Look at the QC plot (cellscribe.pl.qc, qc.png) and choose another strategy or threshold "
+            "(min_genes=; on the command line --qc knee or --qc none)."
+        )
+    return keep

@@ -101,7 +101,7 @@ def smoothed_knee(
 
 
 def _locate(x: np.ndarray, y: np.ndarray, **kwargs) -> float | None:
-    from kneed import KneeLocator
+    from kneed import KneeLocator  # heavy (~0.8 s, through its plotting imports): imported on use
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # kneed warns when it finds no knee; None says it

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import InputError
+from ..io import matrix_kind
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -62,14 +63,12 @@ def qc_metrics(
     and scanpy's other ``calculate_qc_metrics`` columns (``obs["total_counts_mt"]``,
     ``var["mean_counts"]``, ``var["pct_dropout_by_counts"]``, ``var["total_counts"]``).
     """
-    import scanpy as sc
+    import scanpy as sc  # heavy (over a second): imported on use, as the CLI imports pp for every command
 
     adata = adata.copy() if copy else adata
     if layer is not None and layer not in adata.layers:
         raise InputError(f"adata.layers has no {layer!r} (layers: {', '.join(adata.layers) or 'none'}).")
     X = adata.layers[layer] if layer is not None else adata.X
-    from ..io import matrix_kind
-
     if matrix_kind(X) == "scaled":
         raise InputError(
             "QC metrics need counts (zero = not detected), but the matrix has negative values (it looks scaled). "

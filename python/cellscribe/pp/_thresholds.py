@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from ..errors import InputError
+from ..io import matrix_kind
 from . import _knee
 from ._metrics import MITO_PREFIXES, qc_metrics
 
@@ -88,8 +89,6 @@ def qc_thresholds(
         The parameters above, ``n_cells`` and ``n_genes`` before filtering, ``n_mito_genes``,
         ``counts`` (whether the matrix holds raw counts) and ``smoothing`` (a description).
     """
-    from ..io import matrix_kind
-
     adata = adata.copy() if copy else adata
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise InputError(f"QC needs cells and genes; the matrix is {adata.n_obs} x {adata.n_vars}.")
@@ -103,29 +102,10 @@ def qc_thresholds(
     passes = n_genes >= min_genes
     thresholds["fixed"] = {"min_genes": int(min_genes), "min_cells": int(min_cells), "n_cells_pass": int(passes.sum())}
     adata.obs[f"{key_added}_fixed"] = passes
-    for name, locate in (("knee", lambda t: _knee.knee(t, lower)),
-                         ("smoothed_knee", lambda t: _knee.smoothed_knee(t, lower, n_points=n_points,
-                                                                         polynomial_degree=polynomial_degree))):
-        found, note = None, ""
-        if not is_counts:
-            note = "needs raw counts (the matrix holds non-integer values)"
-        else:
-            found = locate(totals)
-            if found is None:
-                n_above = int((totals >= lower).sum())
-                note = (f"no knee found ({n_above} cells with >= {lower:g} counts)" if n_above >= _knee.MIN_BARCODES
-                        else f"too few cells with >= {lower:g} counts ({n_above}) for a barcode-rank curve")
-        passes = totals >= found.min_counts if found is not None else np.zeros(adata.n_obs, dtype=bool)
-        thresholds[name] = {
-            "available": found is not None,
-            "min_counts": float(found.min_counts) if found is not None else float("nan"),
-            "rank": int(found.rank) if found is not None else -1,
-            "n_cells_pass": int(passes.sum()),
-            "note": note,
-        }
+    for name in ("knee", "smoothed_knee"):
+        thresholds[name], passes = _knee_threshold(name, totals, is_counts=is_counts, lower=lower, n_points=n_points,
+                                                   polynomial_degree=polynomial_degree)
         adata.obs[f"{key_added}_{name}"] = passes
-        if note:
-            log.info("QC strategy %s unavailable: %s", name, note)
 
     adata.uns[key_added] = {
         "thresholds": thresholds,
@@ -140,3 +120,29 @@ def qc_thresholds(
         },
     }
     return adata if copy else None
+
+
+def _knee_threshold(name: str, totals: np.ndarray, *, is_counts: bool, lower: float, n_points: int,
+                    polynomial_degree: int) -> tuple[dict, np.ndarray]:
+    """The threshold of a knee strategy (``"knee"`` or ``"smoothed_knee"``) and the cells that pass it;
+    unavailable, with a note saying why, on data without raw counts or where no knee is found."""
+    found, note = None, ""
+    if not is_counts:
+        note = "needs raw counts (the matrix holds non-integer values)"
+    else:
+        found = (_knee.knee(totals, lower) if name == "knee"
+                 else _knee.smoothed_knee(totals, lower, n_points=n_points, polynomial_degree=polynomial_degree))
+        if found is None:
+            n_above = int((totals >= lower).sum())
+            note = (f"no knee found ({n_above} cells with >= {lower:g} counts)" if n_above >= _knee.MIN_BARCODES
+                    else f"too few cells with >= {lower:g} counts ({n_above}) for a barcode-rank curve")
+    passes = totals >= found.min_counts if found is not None else np.zeros(totals.size, dtype=bool)
+    if note:
+        log.info("QC strategy %s unavailable: %s", name, note)
+    return {
+        "available": found is not None,
+        "min_counts": float(found.min_counts) if found is not None else float("nan"),
+        "rank": int(found.rank) if found is not None else -1,
+        "n_cells_pass": int(passes.sum()),
+        "note": note,
+    }, passes

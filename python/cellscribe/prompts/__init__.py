@@ -119,6 +119,11 @@ def load(style: Style = "json", *, system_prompt: str | Path | None = None,
     return PromptSet(system=system.strip(), template=tmpl, style=style)
 
 
+def render(name: str, **variables: object) -> str:
+    """The packaged template ``name`` rendered with ``variables``, stripped."""
+    return _env.from_string(read_template(name)).render(**variables).strip()
+
+
 def repair_message(problem: str) -> str:
     """The follow-up user message after a malformed answer."""
     return _env.from_string(read_template("repair.j2")).render(problem=problem).strip()

@@ -18,67 +18,32 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .. import __version__, prompts
-from .._annotate import AnnotationError
-from .._settings import settings
-from ..cache import ResponseCache, make_key
-from ..errors import InputError
-from ..llm import Backend, OutputFormatError, get_backend
-from ..llm._errors import LLMError
-from ..progress import Progress
+from ..config import settings
+from ..engine import Ask, Sampling, Strategy, Unit, run
+from ..errors import AnnotationError, InputError
+from ..llm import Backend, get_backend
+from ..version import __version__
 from ._answer import CellAnswer, answer_schema, parse_answer
 from ._evidence import SentenceMarkers, explain, pick_cells
+from ._manifest import read_manifest
 from ._prompt import ReasonPrompt, build_prompt
-from ._sentences import DEFAULT_N_GENES, _expression, cell_sentences, gene_ranking, sentences_from_matrix
+from ._reference import SENTENCE_KEY, reference_sentences, resolve_ranking
+from ._sentences import DEFAULT_N_GENES, cell_sentences
 
 if TYPE_CHECKING:
     from anndata import AnnData
 
 log = logging.getLogger(__name__)
 
-SENTENCE_KEY = "cell_sentence"
 #: Generated-token limit per answer: three short evidence items and a label need ~40 tokens; the
 #: limit covers three items cut at their maximum length even by a model that writes digit by digit.
 MAX_TOKENS = 240
-
-
-def reference_sentences(
-    reference: AnnData, label_key: str, ranking: list[str], n_genes: int, *,
-    use_raw: bool | None = None, layer: str | None = None,
-) -> tuple[list[list[str]], list[str]]:
-    """Sentences (in ``ranking`` order) and labels of labelled reference cells."""
-    if label_key not in reference.obs:
-        raise InputError(f"The reference has no obs column {label_key!r}; columns: "
-                         f"{', '.join(map(str, reference.obs.columns))}.")
-    labels = reference.obs[label_key]
-    keep = labels.notna().to_numpy()
-    if not keep.any():
-        raise InputError(f"reference.obs[{label_key!r}] has no labels.")
-    if use_raw is None and layer is None:
-        use_raw = reference.raw is not None
-    x, genes = _expression(reference, use_raw, layer)
-    sentences = sentences_from_matrix(x[keep] if hasattr(x, "shape") else x, genes, ranking, n_genes)
-    return sentences, [str(v) for v in labels[keep]]
-
-
-def resolve_ranking(adata: AnnData, reference: AnnData | None, ranking: Sequence[str] | None,
-                    **kwargs: Any) -> list[str]:
-    """The global gene order: given, saved with ``adata``, saved with the reference, or computed
-    (on the reference when there is one: labelled data define the vocabulary)."""
-    if ranking is not None:
-        return [str(g) for g in ranking]
-    for source in (adata, reference):
-        saved = source.uns.get(SENTENCE_KEY) if source is not None else None
-        if isinstance(saved, dict) and "ranking" in saved:
-            return [str(g) for g in saved["ranking"]]
-    return gene_ranking(reference if reference is not None else adata, **kwargs)
 
 
 def annotate_cells(
@@ -112,6 +77,9 @@ def annotate_cells(
 ) -> AnnData | None:
     """Annotate every cell from its cell sentence, reasoning marker by marker.
 
+    (Over 100 lines only because it documents 25 parameters and what it writes; the work is done
+    by the helpers below and by :func:`run_cells`.)
+
     Parameters
     ----------
     adata
@@ -139,17 +107,15 @@ def annotate_cells(
         fine-tuned model (:func:`~cellscribe.reasoner.finetune`).
     system_prompt, template
         Replace the packaged templates (``reason_system.j2``, ``reason_user.j2``).
-    temperature, seed, max_tokens
-        Sampling; the defaults make runs reproducible.
-    max_format_retries
-        Times a malformed answer is sent back with the problem before the cell fails.
-    cache
-        ``True`` for the default answer cache, a path for another, ``False`` for none.
-    progress
-        Show a progress bar (default ``settings.progress``).
+    temperature, seed, max_tokens, max_format_retries
+        Sampling (the defaults make runs reproducible); times a malformed answer is sent back with
+        the problem before the cell fails.
+    cache, progress
+        ``True`` for the default answer cache, a path, or ``False``; show progress (default
+        ``settings.progress``).
     on_error
         ``"raise"``: after all cells ran, write what finished, then raise
-        :class:`~cellscribe._annotate.AnnotationError` if any cell failed (finished answers are
+        :class:`~cellscribe.errors.AnnotationError` if any cell failed (finished answers are
         cached). ``"keep"``: leave failed cells unlabelled.
     key_added, copy
         Where results go; return a copy instead of writing into ``adata``.
@@ -174,6 +140,58 @@ def annotate_cells(
         ``cluster_labels`` ({cluster: majority}), ``cluster_agreement`` ({cluster: fraction})
         and ``agreement`` (fraction of all labelled cells).
     """
+    _check_options(adata, on_error=on_error, shots=shots, reference=reference, label_key=label_key,
+                   groupby=groupby)
+    adata = adata.copy() if copy else adata
+
+    if ranking is None and backend_options.get("adapter"):
+        trained = read_manifest(backend_options["adapter"])["settings"]
+        ranking = trained["ranking"]  # the adapter reads genes in the order it was trained on
+        if trained.get("n_genes") != n_genes:
+            log.warning("the adapter was trained on %s-gene sentences; annotating with n_genes=%d",
+                        trained.get("n_genes"), n_genes)
+    rank = resolve_ranking(adata, reference, ranking, use_raw=use_raw, layer=layer)
+    cell_sentences(adata, n_genes=n_genes, ranking=rank, use_raw=use_raw, layer=layer, key_added=SENTENCE_KEY)
+    sentences = [s.split() for s in adata.obs[SENTENCE_KEY]]
+
+    labels, exemplars, exemplar_names = _few_shot(reference, label_key, candidates, shots=shots, ranking=rank,
+                                                  n_genes=n_genes, seed=seed, use_raw=use_raw, layer=layer)
+    prompt = build_prompt(candidates=labels, tissue=tissue, species=species, exemplars=exemplars,
+                          system_prompt=system_prompt, template=template)
+    schema = answer_schema(labels)
+
+    be = get_backend(backend, model=model, **backend_options)
+    identity = be.identity
+    params = {"shots": shots, "n_genes": n_genes, "n_candidates": len(labels or []), "tissue": tissue or "",
+              "species": species, "temperature": temperature, "seed": seed, "max_tokens": max_tokens,
+              "groupby": groupby or "", "label_key": label_key or ""}
+    answers, failures, stats = run_cells(
+        be, prompt, sentences, schema=schema, candidates=labels, temperature=temperature, seed=seed,
+        max_tokens=max_tokens, max_format_retries=max_format_retries, cache=cache, progress=progress,
+    )
+
+    _write(adata, key_added, sentences, answers)
+    uns: dict[str, Any] = {
+        "params": params, "candidates": list(labels or []), "exemplars": exemplar_names, "stats": stats,
+        "provenance": {"cellscribe_version": __version__, **{k: v or "" for k, v in identity.to_dict().items()},
+                       "prompt_hash": prompt.hash, "created": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+    }
+    if groupby is not None:
+        uns.update(cluster_agreement(adata, groupby, key_added))
+    adata.uns[key_added] = uns
+    if failures and on_error == "raise":
+        listing = "; ".join(f"{m}" for m in list(failures.values())[:3])
+        raise AnnotationError(
+            f"{len(failures)} of {len(answers) + len(failures)} distinct cell sentence(s) failed ({listing}). "
+            "The finished answers are written and cached: run again to retry only the failed cells.",
+            failures=failures, partial=adata.obs[[key_added]].copy(),
+        )
+    return adata if copy else None
+
+
+def _check_options(adata: AnnData, *, on_error: str, shots: int, reference: AnnData | None, label_key: str | None,
+                   groupby: str | None) -> None:
+    """The options of :func:`annotate_cells` checked before any work."""
     if on_error not in ("raise", "keep"):
         raise InputError(f"on_error must be 'raise' or 'keep'; got {on_error!r}.")
     if shots < 0:
@@ -184,25 +202,18 @@ def annotate_cells(
         raise InputError("Pass label_key= to name the reference's label column.")
     if groupby is not None and groupby not in adata.obs:
         raise InputError(f"adata.obs has no column {groupby!r} (groupby).")
-    adata = adata.copy() if copy else adata
 
-    if ranking is None and backend_options.get("adapter"):
-        from ._finetune import read_manifest
 
-        trained = read_manifest(backend_options["adapter"])["settings"]
-        ranking = trained["ranking"]  # the adapter reads genes in the order it was trained on
-        if trained.get("n_genes") != n_genes:
-            log.warning("the adapter was trained on %s-gene sentences; annotating with n_genes=%d",
-                        trained.get("n_genes"), n_genes)
-    rank = resolve_ranking(adata, reference, ranking, use_raw=use_raw, layer=layer)
-    cell_sentences(adata, n_genes=n_genes, ranking=rank, use_raw=use_raw, layer=layer, key_added=SENTENCE_KEY)
-    sentences = [s.split() for s in adata.obs[SENTENCE_KEY]]
-
+def _few_shot(reference: AnnData | None, label_key: str | None, candidates: Sequence[str] | bool | None, *,
+              shots: int, ranking: list[str], n_genes: int, seed: int, use_raw: bool | None, layer: str | None
+              ) -> tuple[list[str] | None, list[tuple[list[str], CellAnswer]], list[str]]:
+    """The candidate labels (``None``: free labels), the exemplars (sentence and reasoned answer)
+    and the exemplar cells' names, from the reference."""
     exemplar_names: list[str] = []
     exemplars: list[tuple[list[str], CellAnswer]] = []
     ref_labels: list[str] = []
     if reference is not None:
-        ref_sentences, ref_labels = reference_sentences(reference, label_key, rank, n_genes,
+        ref_sentences, ref_labels = reference_sentences(reference, label_key, ranking, n_genes,
                                                         use_raw=use_raw, layer=layer)
         if shots:
             markers = SentenceMarkers.fit(ref_sentences, ref_labels)
@@ -218,42 +229,31 @@ def annotate_cells(
         labels = sorted(set(ref_labels)) if candidates else None
     else:
         labels = [str(c) for c in candidates] or None
-    prompt = build_prompt(candidates=labels, tissue=tissue, species=species, exemplars=exemplars,
-                          system_prompt=system_prompt, template=template)
-    schema = answer_schema(labels)
+    return labels, exemplars, exemplar_names
 
-    be = get_backend(backend, model=model, **backend_options)
-    identity = be.identity
-    params = {"shots": shots, "n_genes": n_genes, "n_candidates": len(labels or []), "tissue": tissue or "",
-              "species": species, "temperature": temperature, "seed": seed, "max_tokens": max_tokens,
-              "groupby": groupby or "", "label_key": label_key or ""}
-    answers, failures, stats = run_cells(
-        be, prompt, sentences, schema=schema, candidates=labels, temperature=temperature, seed=seed,
-        max_tokens=max_tokens, max_format_retries=max_format_retries, cache=cache, progress=progress,
-    )
 
+def _write(adata: AnnData, key_added: str, sentences: list[list[str]], answers: dict[str, CellAnswer]) -> None:
+    """Each cell's label and evidence into ``adata.obs`` (cells share the answer of their sentence)."""
     keys = [" ".join(s) for s in sentences]
     adata.obs[key_added] = pd.Categorical([answers[k].label if k in answers else None for k in keys])
     adata.obs[f"{key_added}_evidence"] = [" | ".join(answers[k].evidence) if k in answers else "" for k in keys]
-    uns: dict[str, Any] = {
-        "params": params,
-        "candidates": list(labels or []),
-        "exemplars": exemplar_names,
-        "provenance": {"cellscribe_version": __version__, **{k: v or "" for k, v in identity.to_dict().items()},
-                       "prompt_hash": prompt.hash, "created": datetime.now(timezone.utc).isoformat(timespec="seconds")},
-        "stats": stats,
-    }
-    if groupby is not None:
-        uns.update(cluster_agreement(adata, groupby, key_added))
-    adata.uns[key_added] = uns
-    if failures and on_error == "raise":
-        listing = "; ".join(f"{m}" for m in list(failures.values())[:3])
-        raise AnnotationError(
-            f"{len(failures)} of {len(answers) + len(failures)} distinct cell sentence(s) failed ({listing}). "
-            "The finished answers are written and cached: run again to retry only the failed cells.",
-            failures=failures, partial=adata.obs[[key_added]].copy(),
-        )
-    return adata if copy else None
+
+
+class CellReasoning(Strategy):
+    """One cell sentence, one structured answer (label among the candidates, evidence items)."""
+
+    mode = "reasoner"
+
+    def __init__(self, prompt: ReasonPrompt, *, schema: dict[str, Any], candidates: list[str] | None) -> None:
+        self.prompt, self.schema, self.candidates = prompt, schema, candidates
+
+    def answer(self, unit: Unit, ask: Ask) -> dict[str, Any]:
+        answer = ask(self.prompt.messages(unit.genes), parse=lambda text: parse_answer(text, self.candidates),
+                     schema=self.schema, hint="Try a larger model or a fine-tuned adapter.")
+        return answer.model_dump()
+
+    def provenance(self) -> dict[str, Any]:
+        return {"prompt_hash": self.prompt.hash}
 
 
 def run_cells(
@@ -270,7 +270,8 @@ def run_cells(
     cache: bool | str | Path = True,
     progress: bool | None = None,
 ) -> tuple[dict[str, CellAnswer], dict[str, str], dict[str, Any]]:
-    """Answer every distinct non-empty sentence once, in sorted order, through the cache.
+    """Answer every distinct non-empty sentence once, in sorted order, through the engine's runner
+    (cache, progress, failures; see :mod:`cellscribe.engine.runner`).
 
     Returns ``(answers, failures, stats)``: answers and error messages keyed by the sentence
     (genes joined by spaces), and the counts of the run.
@@ -280,84 +281,16 @@ def run_cells(
     empty = sum(1 for s in sentences if not len(s))
     if empty:
         log.warning("%d cell(s) express none of the ranked genes and stay unlabelled", empty)
-    identity = be.identity
-    key_identity = {"backend": identity.backend, "model": identity.model,
-                    "digest": identity.digest or identity.endpoint}
-    sampling = {"temperature": temperature, "seed": seed, "max_tokens": max_tokens}
-    store = None if cache is False else ResponseCache(None if cache is True else cache)
-    answers: dict[str, CellAnswer] = {}
-    failures: dict[str, str] = {}
-    calls = 0
-
-    def one(sentence: tuple[str, ...]) -> tuple[CellAnswer, bool]:
-        messages = prompt.messages(sentence)
-        key = make_key(model=key_identity, messages=messages, schema=schema, sampling=sampling)
-        hit = store.get(key) if store is not None else None
-        if hit is not None:
-            try:
-                return CellAnswer.model_validate(hit["answer"]), True
-            except Exception:  # an entry from an older schema
-                log.warning("ignoring an unreadable cache entry")
-        answer, raw, attempts = ask(be, messages, schema=schema, candidates=candidates, temperature=temperature,
-                                    seed=seed, max_tokens=max_tokens, max_format_retries=max_format_retries)
-        if store is not None:
-            store.put(key, {"answer": answer.model_dump(), "raw": raw, "attempts": attempts})
-        return answer, False
-
-    show = settings.progress if progress is None else progress
-    workers = max(1, min(be.max_concurrency, len(distinct) or 1))
-    try:
-        with Progress(len(distinct), f"reasoning with {identity.model}", unit="cell sentences", show=show) as advance, \
-                ThreadPoolExecutor(workers) as pool:
-            futures = [(s, pool.submit(one, s)) for s in distinct]
-            for sentence, fut in futures:
-                key = " ".join(sentence)
-                try:
-                    answers[key], cached = fut.result()
-                    calls += not cached
-                except (LLMError, OutputFormatError) as exc:
-                    failures[key] = f"{type(exc).__name__}: {exc}"
-                    log.error("cell sentence %r failed: %s", key[:60], exc)
-                advance()
-    finally:
-        if store is not None:
-            store.close()
+    out = run(CellReasoning(prompt, schema=schema, candidates=candidates),
+              [Unit(" ".join(s), list(s)) for s in distinct], backend=be,
+              sampling=Sampling(temperature, seed, max_tokens, max_format_retries), cache=cache,
+              progress=settings.progress if progress is None else progress, unit_name="cell sentences")
+    answers = {k: CellAnswer.model_validate(v) for k, v in out.answers.items()}
     seconds = time.perf_counter() - start
     stats = {"cells": len(sentences), "distinct_sentences": len(distinct), "empty_sentences": empty,
-             "model_calls": calls, "cache_hits": len(answers) - calls, "failed": len(failures),
-             "seconds": round(seconds, 3), "cells_per_second": round(len(sentences) / seconds, 3) if seconds else 0.0}
-    return answers, failures, stats
-
-
-def ask(
-    be: Backend,
-    messages: list[dict[str, str]],
-    *,
-    schema: dict[str, Any] | None,
-    candidates: list[str] | None,
-    temperature: float = 0.0,
-    seed: int = 0,
-    max_tokens: int = MAX_TOKENS,
-    max_format_retries: int = 2,
-) -> tuple[CellAnswer, str, int]:
-    """Ask until the answer parses (the core's repair loop: the problem goes back to the model).
-
-    Returns ``(answer, raw text, attempts)``; raises :class:`OutputFormatError` after
-    ``max_format_retries`` repairs.
-    """
-    current = list(messages)
-    problem = ""
-    for attempt in range(1, max_format_retries + 2):
-        response = be.chat(current, schema=schema, temperature=temperature, seed=seed, max_tokens=max_tokens)
-        try:
-            return parse_answer(response.content, candidates), response.content, attempt
-        except OutputFormatError as exc:
-            problem = str(exc)
-            log.info("malformed answer (%s); asking again", problem)
-            current = [*messages, {"role": "assistant", "content": response.content},
-                       {"role": "user", "content": prompts.repair_message(problem)}]
-    raise OutputFormatError(f"the answer stayed malformed after {max_format_retries + 1} attempts ({problem}); "
-                            "try a larger model or a fine-tuned adapter.")
+             **out.stats, "seconds": round(seconds, 3),
+             "cells_per_second": round(len(sentences) / seconds, 3) if seconds else 0.0}
+    return answers, out.failures, stats
 
 
 def cluster_agreement(adata: AnnData, groupby: str, key_added: str) -> dict[str, Any]:

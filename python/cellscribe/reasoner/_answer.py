@@ -18,8 +18,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..answers import parse_json
-from ..llm._base import MAX_SENTENCES_KEY, TRUNCATE_KEY
-from ..llm._errors import OutputFormatError
+from ..errors import OutputFormatError
+from ..llm import MAX_SENTENCES_KEY, TRUNCATE_KEY
 
 #: Evidence items the schema asks for.
 N_EVIDENCE = 3

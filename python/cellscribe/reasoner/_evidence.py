@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ..errors import OutputFormatError
 from ._answer import MAX_EVIDENCE_CHARS, CellAnswer, answer_schema, parse_answer
+from ._prompt import teacher_messages
 
 if TYPE_CHECKING:
     from ..llm import Backend
@@ -142,9 +144,6 @@ def teacher_explain(
     its label is fixed to the known one, and a rationale citing no gene of the sentence falls back
     to :func:`explain`.
     """
-    from ..llm import OutputFormatError
-    from ._prompt import teacher_messages
-
     fallback = explain(sentence, label, markers)
     try:
         response = teacher.chat(teacher_messages(sentence, label, markers.top_markers(label, 8)),

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
+from ..knowledge import cellmarker, ontology
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,6 @@ def knowledge_pairs(
     :class:`QAPair` records (kinds: ``type_from_markers``, ``markers_of_type``, ``cl_id``,
     ``parent``, ``synonym``).
     """
-    from ..knowledge import cellmarker, ontology
-
     table = cellmarker.load(species)
     table = table[~table["is_cancer"]]
     where = "all tissues"

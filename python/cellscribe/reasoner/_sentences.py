@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..io import matrix_kind
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -45,8 +46,6 @@ def _expression(adata: AnnData, use_raw: bool | None, layer: str | None) -> tupl
 
 
 def _check_not_scaled(x: Any) -> None:
-    from ..io import matrix_kind
-
     if matrix_kind(x) == "scaled":
         raise InputError(
             "The expression matrix has negative values (scaled data), so 'expressed' is undefined. "
@@ -82,8 +81,6 @@ def gene_ranking(
     """
     import anndata as ad
     import scanpy as sc
-
-    from ..io import matrix_kind
 
     x, genes = _expression(adata, use_raw, layer)
     _check_not_scaled(x)

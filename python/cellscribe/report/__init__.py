@@ -7,7 +7,6 @@ chosen by the file suffix. Templates live in ``report/templates/``.
 from __future__ import annotations
 
 import base64
-import math
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -18,6 +17,7 @@ import pandas as pd
 from markdown_it import MarkdownIt
 
 from ..errors import InputError
+from ..results import records
 
 _env = jinja2.Environment(
     loader=jinja2.FunctionLoader(lambda name: resources.files(__name__).joinpath("templates", name).read_text()),
@@ -27,20 +27,14 @@ _env = jinja2.Environment(
 )
 
 
-def _as_list(value: Any) -> list[str]:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return []
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    return [str(v) for v in value]
-
-
 def _cards(results: pd.DataFrame, extra_columns: Sequence[str]) -> list[dict[str, Any]]:
+    """One card per row; the rows read through :func:`cellscribe.results.records` (list columns
+    as lists, missing values as ``None``)."""
     md = MarkdownIt()
     cards = []
-    for row in results.to_dict("records"):
+    for row in records(results):
         conf = row.get("confidence")
-        conf_value = None if conf is None or (isinstance(conf, float) and math.isnan(conf)) else float(conf)
+        conf_value = None if conf is None else float(conf)
         explanation = row.get("explanation_markdown") or ""
         if not isinstance(explanation, str):
             explanation = ""
@@ -52,12 +46,12 @@ def _cards(results: pd.DataFrame, extra_columns: Sequence[str]) -> list[dict[str
             "confidence_value": conf_value,
             "explanation": explanation,
             "explanation_html": jinja2.utils.markupsafe.Markup(md.render(explanation)) if explanation else "",
-            "markers": _as_list(row.get("markers")),
-            "supporting": _as_list(row.get("supporting_markers")),
+            "markers": row.get("markers") or [],
+            "supporting": row.get("supporting_markers") or [],
             # grounded / agentic: the Cell Ontology term and the marker-database evidence
             "ontology": (f"{row.get('cl_name')} ({row['cl_id']})" if row.get("cl_name") not in (None, row["cl_id"])
                          else row["cl_id"]) if isinstance(row.get("cl_id"), str) else None,
-            "evidence": _as_list(row.get("evidence_genes")),
+            "evidence": row.get("evidence_genes") or [],
             "extra": [(c, row[c]) for c in extra_columns if c in row and row[c] is not None],
         })
     return cards

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .._annotate import annotate as annotate_markers
+from ..engine import annotate as annotate_markers
 from ..errors import InputError
 from ..markers import DEFAULT_TOP_N, from_scanpy
 
@@ -102,8 +102,16 @@ def annotate(
     table = from_scanpy(adata, species=species, key=rank_key, gene_symbols=gene_symbols, top_n=top_n)
     df = annotate_markers(table, tissue=tissue, species=species, backend=backend, model=model, top_n=top_n, **kwargs)
 
+    _write(adata, df, clusters.astype(str), key_added=key_added, params={
+        "groupby": groupby, "tissue": tissue, "species": species, "top_n": top_n,
+        "backend": backend if isinstance(backend, str) else backend.name})
+    return adata if copy else None
+
+
+def _write(adata: AnnData, df: pd.DataFrame, cell_cluster: pd.Series, *, key_added: str,
+           params: dict[str, Any]) -> None:
+    """The per-cluster results ``df`` written per cell into ``adata.obs`` and whole into ``adata.uns``."""
     by_cluster = df.set_index("cluster")
-    cell_cluster = clusters.astype(str)
     labels = cell_cluster.map(by_cluster["label"])
     adata.obs[f"{key_added}_label"] = pd.Categorical(labels, categories=sorted(labels.dropna().unique()))
     adata.obs[f"{key_added}_confidence"] = cell_cluster.map(by_cluster["confidence"]).astype(float).to_numpy()
@@ -113,15 +121,12 @@ def annotate(
         cl_ids = cell_cluster.map(by_cluster["cl_id"].fillna("unmapped"))
         adata.obs[f"{key_added}_cl_id"] = pd.Categorical(cl_ids, categories=sorted(cl_ids.dropna().unique()))
     adata.uns[key_added] = {
-        "params": _h5ad_safe({"groupby": groupby, "tissue": tissue, "species": species,
-                              "backend": backend if isinstance(backend, str) else backend.name,
-                              "model": df.attrs["provenance"].get("model"), "top_n": top_n,
+        "params": _h5ad_safe({**params, "model": df.attrs["provenance"].get("model"),
                               "mode": df.attrs["provenance"]["mode"]}),
         "provenance": _h5ad_safe(df.attrs.get("provenance", {})),
         "clusters": {str(r["cluster"]): _h5ad_safe(r)
                      for r in df.drop(columns=["cached", "seconds"]).to_dict("records")},
     }
-    return adata if copy else None
 
 
 def _h5ad_safe(value: Any) -> Any:

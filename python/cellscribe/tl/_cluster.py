@@ -1,14 +1,23 @@
 """``cellscribe.tl.cluster``: normalise, embed, cluster with Leiden and rank marker genes (DeepSeq's
-clustering module, with scanpy)."""
+clustering module, with scanpy).
+
+scanpy is imported by the functions that use it: it takes over a second to import, and the CLI
+imports :mod:`cellscribe.tl` for every command.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import warnings
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ..errors import InputError
+from ..io import check_not_empty, matrix_kind
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -93,11 +102,6 @@ def cluster(
         The parameters, ``input`` (the matrix kind found), ``normalised`` (bool), ``n_clusters``,
         ``markers_on`` (``"X"`` or ``"raw"``) and ``seconds`` per step.
     """
-    import numpy as np
-    import scanpy as sc
-
-    from ..io import check_not_empty, matrix_kind
-
     adata = adata.copy() if copy else adata
     check_not_empty(adata)
     if adata.n_obs < MIN_CELLS:
@@ -106,40 +110,85 @@ def cluster(
                          "(cellscribe annotate).")
     seconds: dict[str, float] = {}
     kind = matrix_kind(adata.X)
+    normalised = _normalise(adata, kind, seconds)
+    comps = _embed(adata, kind, n_top_genes=n_top_genes, n_comps=n_comps, n_neighbors=n_neighbors,
+                   random_state=random_state, seconds=seconds)
+    _leiden_umap(adata, resolution=resolution, random_state=random_state, key_added=key_added, seconds=seconds)
+    use_raw, n_clusters = _markers(adata, kind, resolution=resolution, method=method, n_genes=n_genes,
+                                   key_added=key_added, seconds=seconds)
+    adata.uns["cellscribe_cluster"] = {"params": {
+        "resolution": float(resolution), "n_top_genes": int(n_top_genes), "n_comps": int(comps),
+        "n_neighbors": int(n_neighbors), "method": method, "n_genes": int(n_genes), "random_state": int(random_state),
+        "key_added": key_added, "input": kind, "normalised": bool(normalised), "n_clusters": int(n_clusters),
+        "markers_on": "raw" if use_raw else "X",
+        "seconds": {k: float(np.round(v, 3)) for k, v in seconds.items()},
+    }}
+    log.info("Leiden (resolution %g): %d clusters of %d cells", resolution, n_clusters, adata.n_obs)
+    return adata if copy else None
+
+
+@contextlib.contextmanager
+def _timed(seconds: dict[str, float], step: str) -> Iterator[None]:
+    """Record the seconds the block takes as ``seconds[step]``."""
     clock = time.perf_counter()
-    normalised = kind in ("counts", "unnormalised")
-    if normalised:
+    yield
+    seconds[step] = time.perf_counter() - clock
+
+
+def _normalise(adata: AnnData, kind: str, seconds: dict[str, float]) -> bool:
+    """Normalise counts (kept in ``layers["counts"]``) or unnormalised values in place, and log1p
+    them; whether it did."""
+    import scanpy as sc  # heavy: imported on use (see the module docstring)
+
+    if kind not in ("counts", "unnormalised"):
+        log.info("adata.X looks %s: not normalised again", kind.replace("_", "-"))
+        return False
+    with _timed(seconds, "normalise"):
         if kind == "counts":
             adata.layers["counts"] = adata.X.copy()
         sc.pp.normalize_total(adata, target_sum=1e4)
         sc.pp.log1p(adata)
-        seconds["normalise"] = time.perf_counter() - clock
-    else:
-        log.info("adata.X looks %s: not normalised again", kind.replace("_", "-"))
+    return True
+
+
+def _embed(adata: AnnData, kind: str, *, n_top_genes: int, n_comps: int, n_neighbors: int, random_state: int,
+           seconds: dict[str, float]) -> int:
+    """Highly variable genes (not on scaled input), PCA and the neighbour graph; the components used."""
+    import scanpy as sc  # heavy: imported on use (see the module docstring)
 
     mask_var = None
     if kind != "scaled" and adata.n_vars > n_top_genes:
-        clock = time.perf_counter()
-        sc.pp.highly_variable_genes(adata, n_top_genes=n_top_genes, flavor="seurat")
-        mask_var = "highly_variable"
-        seconds["hvg"] = time.perf_counter() - clock
+        with _timed(seconds, "hvg"):
+            sc.pp.highly_variable_genes(adata, n_top_genes=n_top_genes, flavor="seurat")
+            mask_var = "highly_variable"
+    with _timed(seconds, "pca_neighbors"):
+        n_features = int(adata.var["highly_variable"].sum()) if mask_var else adata.n_vars
+        comps = max(2, min(n_comps, adata.n_obs - 1, n_features - 1))
+        sc.pp.pca(adata, n_comps=comps, mask_var=mask_var, random_state=random_state)
+        sc.pp.neighbors(adata, n_neighbors=max(2, min(n_neighbors, adata.n_obs - 1)), n_pcs=comps,
+                        random_state=random_state)
+    return comps
 
-    clock = time.perf_counter()
-    n_features = int(adata.var["highly_variable"].sum()) if mask_var else adata.n_vars
-    comps = max(2, min(n_comps, adata.n_obs - 1, n_features - 1))
-    sc.pp.pca(adata, n_comps=comps, mask_var=mask_var, random_state=random_state)
-    sc.pp.neighbors(adata, n_neighbors=max(2, min(n_neighbors, adata.n_obs - 1)), n_pcs=comps,
-                    random_state=random_state)
-    seconds["pca_neighbors"] = time.perf_counter() - clock
-    clock = time.perf_counter()
-    with warnings.catch_warnings():  # scanpy nudges towards igraph's flavour; leidenalg is the documented choice
-        warnings.simplefilter("ignore", FutureWarning)
-        sc.tl.leiden(adata, resolution=resolution, flavor="leidenalg", random_state=random_state,
-                     key_added=key_added)
-    seconds["leiden"] = time.perf_counter() - clock
-    clock = time.perf_counter()
-    sc.tl.umap(adata, random_state=random_state)
-    seconds["umap"] = time.perf_counter() - clock
+
+def _leiden_umap(adata: AnnData, *, resolution: float, random_state: int, key_added: str,
+                 seconds: dict[str, float]) -> None:
+    """Leiden clusters (leidenalg) into ``obs[key_added]``, and the UMAP."""
+    import scanpy as sc  # heavy: imported on use (see the module docstring)
+
+    with _timed(seconds, "leiden"):
+        with warnings.catch_warnings():  # scanpy nudges towards igraph's flavour; leidenalg is the documented choice
+            warnings.simplefilter("ignore", FutureWarning)
+            sc.tl.leiden(adata, resolution=resolution, flavor="leidenalg", random_state=random_state,
+                         key_added=key_added)
+    with _timed(seconds, "umap"):
+        sc.tl.umap(adata, random_state=random_state)
+
+
+def _markers(adata: AnnData, kind: str, *, resolution: float, method: str, n_genes: int, key_added: str,
+             seconds: dict[str, float]) -> tuple[bool, int]:
+    """Rank each cluster's marker genes (on ``.raw`` for scaled input; clusters of one cell are left
+    out); ``(whether .raw was used, number of clusters)``."""
+    import scanpy as sc  # heavy: imported on use (see the module docstring)
 
     use_raw = kind == "scaled" and adata.raw is not None
     if kind == "scaled":
@@ -153,20 +202,12 @@ def cluster(
     if len(ranked) < len(sizes):
         log.warning("cluster(s) %s have a single cell: no markers, no label",
                     ", ".join(str(c) for c in sizes.index if sizes[c] < 2))
-    clock = time.perf_counter()
-    if len(sizes) < 2:
-        log.warning("Leiden found a single cluster at resolution %g: no markers (raise the resolution)", resolution)
-    else:
-        sc.tl.rank_genes_groups(adata, key_added, groups=ranked if len(ranked) < len(sizes) else "all",
-                                method=method, use_raw=use_raw, n_genes=min(n_genes, adata.n_vars),
-                                key_added="rank_genes_groups")
-    seconds["markers"] = time.perf_counter() - clock
-    adata.uns["cellscribe_cluster"] = {"params": {
-        "resolution": float(resolution), "n_top_genes": int(n_top_genes), "n_comps": int(comps),
-        "n_neighbors": int(n_neighbors), "method": method, "n_genes": int(n_genes), "random_state": int(random_state),
-        "key_added": key_added, "input": kind, "normalised": bool(normalised), "n_clusters": int(len(sizes)),
-        "markers_on": "raw" if use_raw else "X",
-        "seconds": {k: float(np.round(v, 3)) for k, v in seconds.items()},
-    }}
-    log.info("Leiden (resolution %g): %d clusters of %d cells", resolution, len(sizes), adata.n_obs)
-    return adata if copy else None
+    with _timed(seconds, "markers"):
+        if len(sizes) < 2:
+            log.warning("Leiden found a single cluster at resolution %g: no markers (raise the resolution)",
+                        resolution)
+        else:
+            sc.tl.rank_genes_groups(adata, key_added, groups=ranked if len(ranked) < len(sizes) else "all",
+                                    method=method, use_raw=use_raw, n_genes=min(n_genes, adata.n_vars),
+                                    key_added="rank_genes_groups")
+    return use_raw, len(sizes)

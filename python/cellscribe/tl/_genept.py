@@ -51,7 +51,7 @@ def genept(
     ``adata.uns[key_added]``
         ``params``, ``classes``, ``history`` and ``provenance`` as for :func:`cellscribe.tl.screader`.
     """
-    from ..embed._anndata import classify
+    from ..embed import classify  # optional heavy dependency: embed needs torch (the ml extra)
 
     adata = adata.copy() if copy else adata
     classify(adata, "genept", labels_key, model=model, train_mask=train_mask, embedder=embedder, species=species,

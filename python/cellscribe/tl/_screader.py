@@ -91,7 +91,7 @@ def screader(
         ``history`` (loss per epoch) and ``provenance`` (embedder, gene-knowledge sources, LM sha256,
         package version).
     """
-    from ..embed._anndata import classify
+    from ..embed import classify  # optional heavy dependency: embed needs torch (the ml extra)
 
     adata = adata.copy() if copy else adata
     classify(adata, "screader", labels_key, model=model, train_mask=train_mask, embedder=embedder, species=species,

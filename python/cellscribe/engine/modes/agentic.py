@@ -20,18 +20,21 @@ then written as in the grounded mode.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
-import pandas as pd
+import json_repair
 
-from ..llm import Backend, ToolCall
-from ..llm._errors import LLMError, OutputFormatError
-from ._annotate import EXTRA_COLUMNS, SYSTEM, UNMAPPED, _ask, candidates, finish_table, messages, schema
-from ._retrieval import Candidate
+from ... import prompts
+from ...errors import InputError
+from ...grounded import UNMAPPED, Candidate, candidates
+from ...knowledge import genes, labels, ontology
+from ...llm import Backend, ToolCall
+from ..runner import Ask, Strategy, Unit
+from .grounded import SYSTEM, chosen_row, explain, unmapped_row, with_explanation
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +75,7 @@ def tools(*, web_search: bool = False) -> list[dict[str, Any]]:
     return out
 
 
-class _Tools:
+class ToolRunner:
     """Runs the tools for one cluster and remembers what the lookups returned."""
 
     def __init__(self, genes: list[str], *, tissue: str | None, species: str,
@@ -92,17 +95,12 @@ class _Tools:
                 return [{"cell_type": c.name, "cl_id": c.cl_id, "probability": round(c.probability or 0.0, 3),
                          "evidence_genes": list(c.evidence)} for c in ranked[:5]]
             if call.name == "gene_info":
-                from ..knowledge import genes
-
                 f = genes.lookup(str(args.get("symbol", "")), species=self.species)  # type: ignore[arg-type]
                 if f is None:
                     return {"error": f"no gene named {args.get('symbol')!r}"}
                 return {"symbol": f.symbol, "name": f.name, "processes": list(f.go_bp[:5])}
             if call.name == "ontology_lookup":
-                from ..evaluate import map_label
-                from ..knowledge import ontology
-
-                m = map_label(str(args.get("cell_type", "")))
+                m = labels.map_label(str(args.get("cell_type", "")))
                 if not m.cl_ids:
                     return {"error": "no Cell Ontology term for that name"}
                 cl = ontology.get()
@@ -118,8 +116,6 @@ class _Tools:
 
 def _final_type(text: str) -> str | None:
     """The cell type of the agent's final answer: ``{"cell_type": ...}`` or, failing that, the text."""
-    import json_repair
-
     text = (text or "").strip()
     if not text:
         return None
@@ -132,140 +128,83 @@ def _final_type(text: str) -> str | None:
     return first if 0 < len(first) <= 80 else None
 
 
-def annotate_cluster_agentic(be: Backend, cluster: str, genes: list[str], *, tissue: str | None, species: str,
-                             explain: bool, params: dict[str, Any], max_format_retries: int = 2,
-                             web_search: Callable[[str], str] | None = None, system: str | None = None
-                             ) -> dict[str, Any]:
-    """One cluster's agentic answer as a result row (the grounded mode's columns)."""
-    from .. import prompts
-    from ..evaluate import broad_type, map_label
-    from ..knowledge import ontology
+class Agentic(Strategy):
+    """The model looks things up with tools and names the type; the grounded explanation follows.
+    A cluster's whole answer (its tool conversation) is cached as one entry."""
 
-    start = time.perf_counter()
-    run = _Tools(genes, tissue=tissue, species=species, web_search=web_search)
-    render = prompts._env.from_string
-    conversation: list[dict[str, Any]] = [
-        {"role": "system", "content": render(prompts.read_template(SYSTEM_TEMPLATE)).render(
-            web_search=web_search is not None).strip()},
-        {"role": "user", "content": render(prompts.read_template(USER_TEMPLATE)).render(
-            cluster=cluster, genes=genes, tissue=tissue, species=species).strip()},
-    ]
-    specs = tools(web_search=web_search is not None)
-    answer: str | None = None
-    seen: set[str] = set()
-    for _ in range(params.get("max_rounds", MAX_ROUNDS)):
-        turn = be.chat_tools(conversation, specs, temperature=params["temperature"], seed=params["seed"],
-                             max_tokens=params.get("agent_max_tokens", 256))
-        if not turn.tool_calls:
+    mode = "agentic"
+
+    def __init__(self, *, tissue: str | None, species: str, explain: bool, system: str | None = None,
+                 web_search: Callable[[str], str] | None = None, max_rounds: int = MAX_ROUNDS,
+                 agent_max_tokens: int = 256) -> None:
+        self.tissue, self.species, self.explain, self.system = tissue, species, explain, system
+        self.web_search, self.max_rounds, self.agent_max_tokens = web_search, max_rounds, agent_max_tokens
+        self.prompt_hash = hashlib.sha256((prompts.read_template(SYSTEM_TEMPLATE) + prompts.read_template(USER_TEMPLATE)
+                                           + (system or SYSTEM)).encode()).hexdigest()[:16]
+
+    def prepare(self, backend: Backend | None) -> None:
+        if backend is None:
+            raise InputError("mode='agentic' needs a language model that calls tools (backend='openai').")
+        if not backend.supports_tools:  # fail before any work, with chat_tools' clear message
+            backend.chat_tools([], [])
+
+    def answer(self, unit: Unit, ask: Ask) -> dict[str, Any]:
+        payload = [unit.genes, self.tissue, self.species, self.explain, self.prompt_hash, self.web_search is not None]
+        row = ask.remember(payload, lambda: self._answer(unit, ask))
+        return {**row, "cluster": unit.id}
+
+    def _answer(self, unit: Unit, ask: Ask) -> dict[str, Any]:
+        run = ToolRunner(unit.genes, tissue=self.tissue, species=self.species, web_search=self.web_search)
+        answer = self._converse(unit, ask, run)
+        chosen, chosen_by = (run.ranked[0] if run.ranked else None), "reranker"
+        if answer:
+            mapped = labels.map_label(answer)
+            by_id = {c.cl_id: c for c in run.ranked}
+            hit = next((by_id[i] for i in mapped.cl_ids if i in by_id), None)
+            if hit is not None:
+                chosen, chosen_by = hit, "agent"
+            elif mapped.cl_ids:
+                cl_id = mapped.cl_ids[0]
+                chosen = Candidate(cl_id=cl_id, name=ontology.get().name(cl_id) or answer, score=0.0, evidence=(),
+                                   probability=OFF_LIST_CONFIDENCE)
+                chosen_by = "agent"
+        if chosen is None:
+            return {**unmapped_row(unit, run.ranked, label=answer or UNMAPPED), "agent_tools": list(run.trace)}
+        row = {**chosen_row(unit, chosen, chosen_by, run.ranked), "agent_tools": list(run.trace)}
+        if self.explain:
+            bullets = explain(ask, unit, chosen, tissue=self.tissue, species=self.species, system=self.system)
+            row = with_explanation(row, unit, chosen, bullets)
+        return row
+
+    def _converse(self, unit: Unit, ask: Ask, run: ToolRunner) -> str | None:
+        """The tool conversation; the model's final cell type (``None``: no usable answer)."""
+        be, sampling = ask.backend, ask.sampling
+        assert be is not None  # prepare() refused a run without a model
+        conversation: list[dict[str, Any]] = [
+            {"role": "system", "content": prompts.render(SYSTEM_TEMPLATE, web_search=self.web_search is not None)},
+            {"role": "user", "content": prompts.render(USER_TEMPLATE, cluster=unit.id, genes=unit.genes,
+                                                       tissue=self.tissue, species=self.species)},
+        ]
+        specs = tools(web_search=self.web_search is not None)
+        seen: set[str] = set()
+        for _ in range(self.max_rounds):
+            turn = be.chat_tools(conversation, specs, temperature=sampling.temperature, seed=sampling.seed,
+                                 max_tokens=self.agent_max_tokens)
+            if not turn.tool_calls:
+                conversation.append(turn.message)
+                return _final_type(turn.content)
+            calls = [json.dumps([c.name, c.arguments], sort_keys=True) for c in turn.tool_calls]
+            if seen.issuperset(calls):  # going round in circles: time to answer
+                break
+            seen.update(calls)
             conversation.append(turn.message)
-            answer = _final_type(turn.content)
-            break
-        calls = [json.dumps([c.name, c.arguments], sort_keys=True) for c in turn.tool_calls]
-        if seen.issuperset(calls):  # going round in circles: time to answer
-            break
-        seen.update(calls)
-        conversation.append(turn.message)
-        for call in turn.tool_calls:
-            conversation.append(be.tool_message(call, json.dumps(run(call))))
-    if answer is None:  # no final message yet: ask for it, without tools, in the answer's format
+            for call in turn.tool_calls:
+                conversation.append(be.tool_message(call, json.dumps(run(call))))
+        # no final message yet: ask for it, without tools, in the answer's format
         response = be.chat([*conversation, {"role": "user", "content": FINAL_QUESTION}], schema=FINAL_SCHEMA,
-                           temperature=params["temperature"], seed=params["seed"], max_tokens=48)
-        answer = _final_type(response.content)
+                           temperature=sampling.temperature, seed=sampling.seed, max_tokens=48)
+        return _final_type(response.content)
 
-    chosen, chosen_by = (run.ranked[0] if run.ranked else None), "reranker"
-    if answer:
-        mapped = map_label(answer)
-        by_id = {c.cl_id: c for c in run.ranked}
-        hit = next((by_id[i] for i in mapped.cl_ids if i in by_id), None)
-        if hit is not None:
-            chosen, chosen_by = hit, "agent"
-        elif mapped.cl_ids:
-            cl_id = mapped.cl_ids[0]
-            chosen = Candidate(cl_id=cl_id, name=ontology.get().name(cl_id) or answer, score=0.0, evidence=(),
-                               probability=OFF_LIST_CONFIDENCE)
-            chosen_by = "agent"
-    row: dict[str, Any] = {"cluster": cluster, "markers": list(genes), "cached": False, "title": None, "bullets": None,
-                           "explanation_markdown": None, "supporting_markers": [],
-                           "candidates": [c.name for c in run.ranked[:5]], "agent_tools": list(run.trace)}
-    if chosen is None:
-        return {**row, "label": answer or UNMAPPED, "cl_id": None, "cl_name": UNMAPPED, "broad_lineage": None,
-                "confidence": 0.0, "evidence_genes": [], "chosen_by": "none",
-                "seconds": round(time.perf_counter() - start, 3)}
-    row.update({"label": chosen.name, "cl_id": chosen.cl_id, "cl_name": chosen.name,
-                "broad_lineage": broad_type(chosen.cl_id), "confidence": round(float(chosen.probability or 0.0), 4),
-                "evidence_genes": list(chosen.evidence), "chosen_by": chosen_by})
-    if explain:
-        from ..answers import cited_markers, render_markdown
-
-        msgs = messages(genes, [chosen], tissue=tissue, species=species, explain_only=True, system=system)
-        data = _ask(be, msgs, schema([chosen.name], True), params, True, max_format_retries)
-        title = chosen.name[:1].upper() + chosen.name[1:]
-        row.update({"title": title, "bullets": data["bullets"],
-                    "explanation_markdown": render_markdown(title, data["bullets"]),
-                    "supporting_markers": cited_markers(genes, title, *data["bullets"])})
-    row["seconds"] = round(time.perf_counter() - start, 3)
-    return row
-
-
-def annotate_table_agentic(table: Any, *, tissue: str | None, be: Backend, explain: bool, params: dict[str, Any],
-                           cache: Any, progress: bool, on_error: str, max_format_retries: int = 2,
-                           web_search: Callable[[str], str] | None = None, system: str | None = None
-                           ) -> pd.DataFrame:
-    """Agentic answers for every cluster of a :class:`~cellscribe.markers.MarkerTable`, in the layout
-    of :func:`cellscribe.annotate` plus :data:`EXTRA_COLUMNS` and ``agent_tools`` (the tools the
-    model called, in order). Answers are cached per cluster, so an interrupted run resumes."""
-    import hashlib
-    from datetime import datetime, timezone
-
-    from .. import __version__, prompts
-    from .._annotate import COLUMNS, _open_cache
-    from ..cache import make_key
-    from ..progress import Progress
-
-    if type(be)._chat_tools is Backend._chat_tools:  # fail before any work, with chat_tools' clear message
-        be.chat_tools([], [])
-    identity = be.identity
-    key_identity = {"backend": identity.backend, "model": identity.model,
-                    "digest": identity.digest or identity.endpoint}
-    prompt_hash = hashlib.sha256((prompts.read_template(SYSTEM_TEMPLATE) + prompts.read_template(USER_TEMPLATE)
-                                  + (system or SYSTEM)).encode()).hexdigest()[:16]
-    store = _open_cache(cache)
-    rows: list[dict[str, Any]] = []
-    failures: dict[str, str] = {}
-    calls = 0
-    try:
-        with Progress(len(table.genes), f"annotating (agentic) with {identity.model}", unit="clusters",
-                      show=progress) as advance:
-            for cluster, genes in table.genes.items():
-                key = make_key(model=key_identity, messages=[{"role": "agentic", "content": json.dumps(
-                    [list(genes), tissue, table.species, explain, prompt_hash, web_search is not None])}],
-                    schema=None, sampling={k: params[k] for k in ("temperature", "seed", "max_tokens")})
-                hit = store.get(key) if store is not None else None
-                try:
-                    if hit is not None:
-                        row = {**hit["row"], "cluster": cluster, "cached": True}
-                    else:
-                        row = annotate_cluster_agentic(be, cluster, list(genes), tissue=tissue, species=table.species,
-                                                       explain=explain, params=params,
-                                                       max_format_retries=max_format_retries, web_search=web_search,
-                                                       system=system)
-                        calls += 1
-                        if store is not None:
-                            store.put(key, {"row": row, "created": pd.Timestamp.now("UTC").isoformat()})
-                    rows.append(row)
-                except (LLMError, OutputFormatError) as exc:
-                    failures[cluster] = f"{type(exc).__name__}: {exc}"
-                    rows.append({"cluster": cluster, "markers": list(genes), "error": failures[cluster]})
-                    log.error("cluster %s failed: %s", cluster, exc)
-                advance()
-    finally:
-        if store is not None:
-            store.close()
-    provenance = {
-        "cellscribe_version": __version__, **identity.to_dict(), "mode": "agentic", "prompt_hash": prompt_hash,
-        "tools": [t["function"]["name"] for t in tools(web_search=web_search is not None)],
-        "parameters": params, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "n_clusters": len(table.genes), "dropped_clusters": dict(table.dropped),
-    }
-    return finish_table(rows, failures, columns=COLUMNS + EXTRA_COLUMNS + ["agent_tools"], provenance=provenance,
-                        calls=calls, on_error=on_error)
+    def provenance(self) -> dict[str, Any]:
+        return {"prompt_hash": self.prompt_hash,
+                "tools": [t["function"]["name"] for t in tools(web_search=self.web_search is not None)]}

@@ -1,0 +1,145 @@
+"""Fit the grounded mode's re-ranker and cross-validate it honestly (by dataset).
+
+Every candidate of a GPTCelltype-format table is a training example whose target is its
+GPTCelltype agreement with the expert label (1 / 0.5 / 0; a 0.5 counts half as a positive, half as
+a negative example). Training examples come from every row three times (:func:`training_table`):
+with its full marker list and with only its top 5 and top 3 markers, so the model also learns how
+evidence looks for the short marker lists people type by hand (with 10 markers only, it preferred
+``mature NK T cell`` over ``natural killer cell`` for ``GNLY, NKG7, KLRD1, KLRF1, PRF1``).
+
+The figure that counts for the shipped model is the leave-one-dataset-out cross-validation
+(:func:`cross_validate`): each dataset's full marker lists are scored by a model trained on the
+other datasets only (``benchmarks/bench_grounded.py`` prints it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..evaluate import score_labels
+from ..grounded import FEATURES, TOP_K, Reranker, retrieve
+from .gptcelltype import marker_genes, species_of
+
+#: Inverse regularisation strength of the logistic regression.
+C = 0.3
+#: Marker-list lengths of the training examples (``None``: the full list).
+TRAIN_LENGTHS = (None, 5, 3)
+
+
+def fit(candidates: pd.DataFrame, *, features: Sequence[str] = FEATURES, C: float = C,
+        info: dict[str, Any] | None = None) -> Reranker:
+    """Fit a re-ranker on a :func:`candidate_table` (needs its ``agreement`` column)."""
+    from sklearn.linear_model import LogisticRegression  # scikit-learn loads slowly: only when fitting
+
+    X = candidates[list(features)].to_numpy(dtype=float)
+    y = candidates["agreement"].to_numpy(dtype=float)
+    mean, scale = X.mean(axis=0), X.std(axis=0)
+    scale[scale == 0] = 1.0
+    Z = (X - mean) / scale
+    # soft targets: each example twice, as a positive weighted by its agreement and a negative by the rest
+    Zw = np.vstack([Z, Z])
+    yw = np.r_[np.ones(len(y)), np.zeros(len(y))]
+    w = np.r_[y, 1.0 - y]
+    keep = w > 0
+    model = LogisticRegression(C=C, max_iter=2000)
+    model.fit(Zw[keep], yw[keep], sample_weight=w[keep])
+    return Reranker(tuple(features), mean, scale, model.coef_[0].copy(), float(model.intercept_[0]),
+                    dict(info or {}, C=C, n_examples=int(len(y)), n_clusters=int(candidates["row"].nunique())))
+
+
+def candidate_table(table: pd.DataFrame, *, k: int = TOP_K, score: bool = True,
+                    n_markers: int | None = None) -> pd.DataFrame:
+    """Candidates of every row of a GPTCelltype-format table, one row per (table row, candidate).
+
+    Columns: ``row``, ``dataset``, ``rank`` (base retrieval rank, 0 = best), ``cl_id``, ``name``,
+    ``evidence`` (comma-joined), every feature, and with ``score`` the candidate's ``agreement`` with
+    the row's expert label (the GPTCelltype scorer of :mod:`cellscribe.evaluate`). ``n_markers``
+    keeps only each row's top markers.
+    """
+    records = []
+    for i, r in enumerate(table.itertuples(index=False)):
+        genes = marker_genes(r.marker)
+        species = getattr(r, "species", None) or species_of(genes)
+        genes = genes[:n_markers] if n_markers else genes
+        tissue = r.tissue if isinstance(r.tissue, str) else None
+        for rank, c in enumerate(retrieve(genes, tissue=tissue, species=species, k=k)):
+            records.append({"row": i, "dataset": r.dataset, "rank": rank, "cl_id": c.cl_id, "name": c.name,
+                            "evidence": ",".join(c.evidence), **c.features})
+    df = pd.DataFrame.from_records(records)
+    if score and not df.empty:
+        truth = table.iloc[df["row"].to_numpy()]
+        scored = score_labels(df["name"].tolist(), truth["manual_annotation"].tolist(),
+                              truth_cl_ids=truth["manual_CLID"].tolist() if "manual_CLID" in truth else None,
+                              truth_broad=truth["manual_broadtype"].tolist() if "manual_broadtype" in truth else None)
+        df["agreement"] = scored["agreement"].to_numpy()
+    return df
+
+
+def choose(candidates: pd.DataFrame, probabilities: np.ndarray | None = None) -> pd.DataFrame:
+    """One chosen candidate per table row: the most probable, or the base rank 0 without
+    probabilities. Adds ``confidence`` (the probability, or ``None``)."""
+    df = candidates.copy()
+    if probabilities is None:
+        best = df[df["rank"] == 0].copy()
+        best["confidence"] = np.nan
+        return best.set_index("row")
+    df["confidence"] = probabilities
+    idx = df.groupby("row")["confidence"].idxmax()
+    return df.loc[idx].set_index("row")
+
+
+def training_table(table: pd.DataFrame, *, k: int = TOP_K, lengths: Sequence[int | None] = TRAIN_LENGTHS
+                   ) -> pd.DataFrame:
+    """Candidate tables of every row at each marker-list length, stacked: ``length`` says which
+    (0 = full list) and ``row`` becomes ``"<length>:<row>"`` so that each list is its own cluster."""
+    parts = []
+    for n in lengths:
+        part = candidate_table(table, k=k, n_markers=n)
+        part["length"] = n or 0
+        part["row"] = [f"{n or 0}:{r}" for r in part["row"]]
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def cross_validate(candidates: pd.DataFrame, train: pd.DataFrame | None = None, *,
+                   features: Sequence[str] = FEATURES, C: float = C) -> np.ndarray:
+    """Out-of-dataset probabilities for every candidate of ``candidates``: for each ``dataset``, a
+    model trained on the other datasets' rows of ``train`` (default: ``candidates`` itself)."""
+    train = candidates if train is None else train
+    probs = np.full(len(candidates), np.nan)
+    groups = candidates["dataset"].fillna("(none)").to_numpy()
+    train_groups = train["dataset"].fillna("(none)").to_numpy()
+    for g in np.unique(groups):
+        test = groups == g
+        model = fit(train[train_groups != g], features=features, C=C)
+        probs[test] = model.probabilities(candidates.loc[test, list(features)].to_numpy(dtype=float))
+    return probs
+
+
+def expected_calibration_error(confidence: Sequence[float], outcome: Sequence[float], *, bins: int = 10
+                               ) -> tuple[float, pd.DataFrame]:
+    """ECE of ``confidence`` against ``outcome`` (agreement 0 / 0.5 / 1) with equal-width bins.
+
+    Returns
+    -------
+    ``(ece, table)``: the weighted mean gap between mean confidence and mean outcome per bin, and the
+    per-bin table (``bin``, ``n``, ``confidence``, ``outcome``) for a reliability diagram.
+    """
+    conf = np.asarray(confidence, dtype=float)
+    out = np.asarray(outcome, dtype=float)
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
+    rows, ece = [], 0.0
+    for b in range(bins):
+        m = which == b
+        if not m.any():
+            continue
+        gap = abs(conf[m].mean() - out[m].mean())
+        ece += m.mean() * gap
+        rows.append({"bin": f"{edges[b]:.1f}-{edges[b + 1]:.1f}", "n": int(m.sum()),
+                     "confidence": float(conf[m].mean()), "outcome": float(out[m].mean())})
+    return float(ece), pd.DataFrame(rows)

@@ -1,0 +1,10 @@
+"""The installed cellscribe version (recorded in every result's provenance)."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("cellscribe")
+except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0.0.0+unknown"
