@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -81,11 +82,36 @@ def test_persistent_500_ends_in_a_server_error(llama_server):
     assert proxy.seen == 2
 
 
-def test_timeout_is_retried_then_reported(llama_server):
+def test_a_timeout_is_reported_at_once_not_repeated(llama_server):
+    """timeout= is a request's whole budget: a request that used it up is not sent again."""
     with FaultProxy(llama_server.base_url, [("sleep", 3)] * 2) as proxy:
-        with pytest.raises(APITimeoutError, match=r"did not answer within 1 s"):
+        with pytest.raises(APITimeoutError, match=r"did not answer within 1 s; check that it runs"):
             backend(proxy.base_url, timeout=1, max_retries=1).chat([{"role": "user", "content": "hi"}], max_tokens=4)
-    assert proxy.seen == 2
+    assert proxy.seen == 1
+
+
+@pytest.fixture
+def hung_server():
+    """A loopback socket that accepts connections (the kernel completes them) and never answers:
+    a stuck server process."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+
+
+def test_a_hung_server_is_reported_before_any_work_in_seconds(hung_server, tmp_path):
+    start = time.monotonic()
+    with pytest.raises(APITimeoutError, match=rf"the server at {hung_server} did not answer within 10 s"):
+        cs.annotate(MARKERS, mode="llm", backend="openai", base_url=hung_server, model="x")
+    assert time.monotonic() - start < 20  # the model-list probe, not 3 x the 120 s request timeout
+    markers = tmp_path / "markers.csv"
+    markers.write_text("cluster,gene\n0,CD3D\n0,CD3E\n1,MS4A1\n")
+    out = subprocess.run([sys.executable, "-m", "cellscribe", "annotate", str(markers), "--backend", "openai",
+                          "--base-url", hung_server, "--model", "x"], env=cli_env(), capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("Error: the server at"), out.stderr
 
 
 def test_malformed_answer_is_asked_again(llama_server):

@@ -22,7 +22,8 @@ from cellscribe import bridge, get, results, tl
 
 MARKERS = {"columns": {"cluster": ["T", "T", "T", "B", "B", "B"],
                        "gene": ["CD3D", "CD3E", "IL7R", "CD79A", "MS4A1", "CD19"]}}
-NOBODY = "http://127.0.0.1:9/v1"  # nothing listens: every request fails at once
+#: The embedded model given a millisecond per answer: every cluster fails at once.
+NO_TIME = {"backend": "llamacpp", "model": "smollm2-135m", "timeout": 0.001, "max_retries": 0}
 
 
 def call_bridge(options: dict) -> dict:
@@ -45,12 +46,13 @@ def test_bridge_columns_are_the_tables_columns_with_their_kinds():
 
 
 def test_a_failed_reply_carries_the_partial_table_and_its_columns():
-    reply = call_bridge({"mode": "llm", "backend": "openai", "base_url": NOBODY, "max_retries": 0, "cache": False})
+    reply = call_bridge({"mode": "llm", **NO_TIME, "cache": False})
     assert reply["ok"] is False and reply["error_class"] == "AnnotationError"
     names = [c["name"] for c in reply["columns"]]
     assert names == results.columns(*results.GROUPS["llm"]) + ["error"]
     assert [r["cluster"] for r in reply["clusters"]] == ["T", "B"]
-    assert all(list(r) == names and r["bullets"] == [] and "Cannot reach" in r["error"] for r in reply["clusters"])
+    assert all(list(r) == names and r["bullets"] == [] and r["error"].startswith("APITimeoutError")
+               for r in reply["clusters"])
     assert set(reply["failures"]) == {"T", "B"}
 
 

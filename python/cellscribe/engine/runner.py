@@ -137,7 +137,9 @@ def run(strategy: Strategy, units: Sequence[Unit], *, backend: Backend | None, s
 
     ``backend=None`` runs no model (and no cache); ``parameters`` go to the provenance as they are.
     """
-    identity = backend.identity if backend is not None else None  # fails early: server down, model missing
+    if backend is not None:
+        backend.check()  # fails early, before any work: server down or hung, model missing
+    identity = backend.identity if backend is not None else None
     strategy.prepare(backend)
     model_key = ({"backend": identity.backend, "model": identity.model, "digest": identity.digest or identity.endpoint}
                  if identity is not None else None)

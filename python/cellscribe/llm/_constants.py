@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 
-#: Seconds allowed for one request (generation included).
+#: Seconds allowed for one request (generation included): the whole budget of a request, since a
+#: request that timed out is not repeated (a server that did not answer in this time is reported).
 DEFAULT_TIMEOUT_S = 120.0
 #: Seconds allowed to open a connection to a server.
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
-#: Extra attempts after a retryable failure.
+#: Seconds a server has to list its models before a run starts: a hung server (one that accepts the
+#: connection but never answers) is reported within this time instead of after the first request.
+PROBE_TIMEOUT_S = 10.0
+#: Extra attempts after a retryable failure (connection refused or reset, HTTP 408/409/429/5xx).
 DEFAULT_MAX_RETRIES = 2
 #: First and largest wait between attempts (seconds); waits double with jitter.
 INITIAL_RETRY_DELAY_S = 0.5

@@ -1,6 +1,7 @@
 """Retry policy shared by every backend: what to retry, and how long to wait.
 
-Retryable: connection errors, timeouts, HTTP 408, 409, 429 and 5xx. Waits grow exponentially
+Retryable: connection errors, HTTP 408, 409, 429 and 5xx. A timeout is not: the request had its
+whole budget (``timeout``), and repeating it would triple the wait for a server that hangs. Waits grow exponentially
 with full jitter from ``INITIAL_RETRY_DELAY_S`` up to ``MAX_RETRY_DELAY_S``; a server's
 ``Retry-After`` (up to ``MAX_RETRY_AFTER_S``) takes precedence.
 """
@@ -11,7 +12,7 @@ import logging
 
 import tenacity
 
-from ..errors import APIStatusError, BackendUnavailableError
+from ..errors import APIStatusError, APITimeoutError, BackendUnavailableError
 from ._constants import INITIAL_RETRY_DELAY_S, MAX_RETRY_AFTER_S, MAX_RETRY_DELAY_S, RETRYABLE_STATUS
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,8 @@ _jitter = tenacity.wait_random_exponential(multiplier=INITIAL_RETRY_DELAY_S, max
 
 def should_retry(exc: BaseException) -> bool:
     """Whether a failed attempt is worth repeating."""
+    if isinstance(exc, APITimeoutError):
+        return False
     if isinstance(exc, BackendUnavailableError):
         return True
     if isinstance(exc, APIStatusError):
