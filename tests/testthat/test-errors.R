@@ -57,3 +57,22 @@ test_that("annotate_seurat checks the grouping against the markers", {
   expect_clean_error(annotate_seurat(pbmc, markers = markers, group.by = "groups"),
                      "cluster\\(s\\) 0, 1, 2 are not groups of 'groups' \\(groups: g1, g2\\)")
 })
+
+test_that("cluster IDs stay as written and bad options are named (the bad-input cases from R)", {
+  needs_python()
+  markers <- data.frame(cluster = c("01", "01", "3.1", "3.1", "3.10", "3.10"),
+                        gene = c("CD3D", "CD3E", "MS4A1", "CD79A", "CD14", "LYZ"))
+  res <- annotate_markers(markers, tissue = "PBMC", explain = FALSE, progress = FALSE)
+  expect_identical(res$cluster, c("01", "3.1", "3.10"))
+  expect_match(res$label[2], "B cell")
+  expect_match(res$label[3], "monocyte")
+  expect_clean_error(annotate_markers(markers, mode = "llm", template = "nosuch.j2"),
+                     "The template file nosuch.j2 does not exist", class = "cellscribe_InputError")
+  expect_clean_error(annotate_markers(markers, concurrency = -3),
+                     "concurrency must be a positive whole number", class = "cellscribe_InputError")
+  expect_clean_error(annotate_markers(markers, backend = "nosuch", explain = FALSE),
+                     "Unknown backend 'nosuch'", class = "cellscribe_InputError")
+  expect_warning(annotate_markers(markers, tissue = strrep("peripheral blood ", 20), explain = FALSE,
+                                  progress = FALSE),
+                 "tissue is 339 characters long")
+})

@@ -21,7 +21,6 @@ import hashlib
 import importlib.metadata
 import json
 import logging
-import pickle
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ import pandas as pd
 from .. import knowledge
 from ..knowledge import cellmarker, genes, ontology, singlecellbase
 from ..knowledge.labels import map_label
-from ..knowledge.wheeldata import knowledge_dir, write_pickle
+from ..knowledge.wheeldata import cached_pickle, knowledge_dir
 from ..progress import phase
 
 log = logging.getLogger(__name__)
@@ -104,16 +103,13 @@ def canonical_symbols(symbols: list[str], species: str) -> dict[str, str]:
 
 def _read_cached(species: str) -> MarkerIndex:
     path = knowledge_dir() / f"marker-index.{species}.{index_key(species)}.v{INDEX_VERSION}.pkl"
-    try:
-        with open(path, "rb") as fh:
-            return pickle.load(fh)
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
-        pass
-    with phase(f"building the {species} marker index from CellMarker 2.0 and singleCellBase (first use only, "
-               "about 15 s)"):
-        index = _build(species)
-    write_pickle(index, path)
-    return index
+
+    def build() -> MarkerIndex:
+        with phase(f"building the {species} marker index from CellMarker 2.0 and singleCellBase (first use "
+                   "only, about 15 s)"):
+            return _build(species)
+
+    return cached_pickle(path, build, f"the {species} marker index")
 
 
 def index_key(species: str) -> str:

@@ -46,7 +46,7 @@ from ..errors import InputError
 from ..progress import phase
 from . import ontology
 from .ontology import normalize
-from .wheeldata import WheelFile, fetch, knowledge_dir, write_pickle
+from .wheeldata import WheelFile, cached_pickle, fetch, knowledge_dir
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -175,16 +175,11 @@ def _load_all() -> pd.DataFrame:
 def _read_cached() -> pd.DataFrame:
     import pandas as pd
 
-    cache = knowledge_dir() / f"cellmarker2.{CELLMARKER_CSV.sha256[:16]}.pkl"
-    if cache.is_file():
-        try:
-            return pd.read_pickle(cache)
-        except Exception:  # an unreadable cache is rebuilt from the CSV
-            pass
-    with phase("reading CellMarker 2.0 (first use only)"):
-        table = _tidy(pd.read_csv(fetch(CELLMARKER_CSV), encoding="utf-8-sig", low_memory=False))
-    write_pickle(table, cache)
-    return table
+    def build() -> pd.DataFrame:
+        with phase("reading CellMarker 2.0 (first use only)"):
+            return _tidy(pd.read_csv(fetch(CELLMARKER_CSV), encoding="utf-8-sig", low_memory=False))
+
+    return cached_pickle(knowledge_dir() / f"cellmarker2.{CELLMARKER_CSV.sha256[:16]}.pkl", build, "CellMarker 2.0")
 
 
 def _tidy(raw: pd.DataFrame) -> pd.DataFrame:

@@ -57,6 +57,7 @@ from typing import Literal
 from ..config import settings
 from ..errors import GeneKnowledgeUnavailableError, InputError
 from ..progress import say
+from ..wheels import one_at_a_time
 
 log = logging.getLogger(__name__)
 
@@ -335,7 +336,9 @@ def _index() -> _Index:
 def _open_index(path_str: str, _cache_dir: str) -> _Index:
     path = Path(path_str)
     if not path.is_file():
-        _build(path)
+        with one_at_a_time(path, "the gene index"):
+            if not path.is_file():  # or another process built it while we waited
+                _build(path)
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
     db.row_factory = sqlite3.Row
     return _Index(path=path, db=db)

