@@ -102,3 +102,21 @@ def test_every_mode_honours_concurrency_on_a_server_backend(tool_server, mode):
                          max_format_retries=0)
     assert len(df) == 2
     assert proxy.max_in_flight == 2, (mode, proxy.max_in_flight, proxy.seen)
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_the_per_cell_reasoner_honours_concurrency_too(tool_server):
+    from _servers import FaultProxy
+
+    from cellscribe import reasoner
+    from cellscribe.llm import get_backend
+
+    prompt = reasoner.build_prompt(candidates=["T cell", "B cell"], tissue="PBMC")
+    with FaultProxy(tool_server.base_url, script=[("gate", 2, 20)] * 2) as proxy:
+        be = get_backend("openai", base_url=proxy.base_url, model=tool_server.alias, max_retries=0)
+        answers, failures, stats = reasoner.run_cells(
+            be, prompt, [["CD3D", "CD3E", "IL7R"], ["MS4A1", "CD79A", "CD19"]], schema=reasoner.answer_schema(
+                ["T cell", "B cell"]), candidates=["T cell", "B cell"], cache=False, progress=False,
+            max_format_retries=0, concurrency=2)
+    assert stats["distinct_sentences"] == 2 and proxy.max_in_flight == 2, (proxy.max_in_flight, failures)

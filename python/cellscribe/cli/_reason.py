@@ -20,6 +20,7 @@ from ._options import (
     Backend,
     BaseUrl,
     Cache,
+    Concurrency,
     Host,
     Model,
     Seed,
@@ -64,6 +65,7 @@ def reason_command(
     seed: Seed = 0,
     temperature: Temperature = 0.0,
     cache: Cache = True,
+    concurrency: Concurrency = None,
 ) -> None:
     """Annotate every cell of DATA from its cell sentence, with a marker-by-marker rationale."""
     if (reference is None) != (label_key is None):
@@ -84,7 +86,8 @@ def reason_command(
     options.update(backend_options(backend, host=host, base_url=base_url, api_key_env=api_key_env, timeout=timeout))
     annotate_cells(adata, reference=ref, label_key=label_key, shots=shots, candidates=None if candidates else False,
                    groupby=groupby, n_genes=n_genes, tissue=tissue, species=species, backend=backend, model=model,
-                   seed=seed, temperature=temperature, cache=cache, on_error="keep", **options)
+                   seed=seed, temperature=temperature, cache=cache, concurrency=concurrency, on_error="keep",
+                   **options)
     uns = adata.uns["reasoner"]
     stats = uns["stats"]
     line = (f"{stats['cells']} cells ({stats['distinct_sentences']} distinct sentences) with "

@@ -15,6 +15,7 @@ from .options import (
     MAX_TISSUE_CHARS,
     MAX_TOKENS,
     MODES,
+    check_concurrency,
     check_tissue,
     checked,
     uses_model,
@@ -25,5 +26,5 @@ from .structured import Sampling, Structured, ask_structured
 __all__ = [
     "DEFAULT_MODE", "DEPRECATED_MODES", "MAX_TISSUE_CHARS", "MAX_TOKENS", "MODES", "STRATEGIES", "Agentic", "Ask",
     "Grounded", "ModeOptions", "ModelAlone", "Run", "Sampling", "Strategy", "Structured", "Unit", "annotate",
-    "ask_structured", "check_tissue", "checked", "result_table", "run", "uses_model",
+    "ask_structured", "check_concurrency", "check_tissue", "checked", "result_table", "run", "uses_model",
 ]

@@ -35,9 +35,7 @@ def checked(*, tissue: Any, mode: str, explain: bool, style: str, template: Any,
     if on_error not in ON_ERROR:
         raise InputError(f"on_error must be 'raise' or 'keep'; got {on_error!r}.")
     tissue = check_tissue(tissue)
-    if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int)
-                                    or concurrency < 1):
-        raise InputError(f"concurrency must be a positive whole number of parallel requests; got {concurrency!r}.")
+    check_concurrency(concurrency)
     if style == "markdown" and not explain:
         raise InputError("style='markdown' always explains; use style='json' with explain=False for labels only.")
     if mode in DEPRECATED_MODES:
@@ -59,6 +57,13 @@ def checked(*, tissue: Any, mode: str, explain: bool, style: str, template: Any,
         warnings.warn(f"model={model!r} is not used: grounded annotation with explain=False runs no language "
                       "model.", UserWarning, stacklevel=3)
     return tissue, mode, explain, system
+
+
+def check_concurrency(concurrency: Any) -> None:
+    """``concurrency`` is ``None`` (what the backend allows) or a positive whole number."""
+    if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int)
+                                    or concurrency < 1):
+        raise InputError(f"concurrency must be a positive whole number of parallel requests; got {concurrency!r}.")
 
 
 def check_tissue(tissue: Any) -> str | None:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..config import settings
-from ..engine import Ask, Sampling, Strategy, Unit, run
+from ..engine import Ask, Sampling, Strategy, Unit, check_concurrency, run
 from ..errors import AnnotationError, InputError
 from ..llm import Backend, get_backend
 from ..version import __version__
@@ -70,6 +70,7 @@ def annotate_cells(
     max_format_retries: int = 2,
     cache: bool | str | Path = True,
     progress: bool | None = None,
+    concurrency: int | None = None,
     on_error: str = "raise",
     key_added: str = "reasoner",
     copy: bool = False,
@@ -110,9 +111,10 @@ def annotate_cells(
     temperature, seed, max_tokens, max_format_retries
         Sampling (the defaults make runs reproducible); times a malformed answer is sent back with
         the problem before the cell fails.
-    cache, progress
+    cache, progress, concurrency
         ``True`` for the default answer cache, a path, or ``False``; show progress (default
-        ``settings.progress``).
+        ``settings.progress``); parallel requests (default: what the backend allows; 1 for the
+        embedded model, whose shared prefix is reused between consecutive cells).
     on_error
         ``"raise"``: after all cells ran, write what finished, then raise
         :class:`~cellscribe.errors.AnnotationError` if any cell failed (finished answers are
@@ -142,6 +144,7 @@ def annotate_cells(
     """
     _check_options(adata, on_error=on_error, shots=shots, reference=reference, label_key=label_key,
                    groupby=groupby)
+    check_concurrency(concurrency)
     adata = adata.copy() if copy else adata
 
     if ranking is None and backend_options.get("adapter"):
@@ -168,6 +171,7 @@ def annotate_cells(
     answers, failures, stats = run_cells(
         be, prompt, sentences, schema=schema, candidates=labels, temperature=temperature, seed=seed,
         max_tokens=max_tokens, max_format_retries=max_format_retries, cache=cache, progress=progress,
+        concurrency=concurrency,
     )
 
     _write(adata, key_added, sentences, answers)
@@ -269,6 +273,7 @@ def run_cells(
     max_format_retries: int = 2,
     cache: bool | str | Path = True,
     progress: bool | None = None,
+    concurrency: int | None = None,
 ) -> tuple[dict[str, CellAnswer], dict[str, str], dict[str, Any]]:
     """Answer every distinct non-empty sentence once, in sorted order, through the engine's runner
     (cache, progress, failures; see :mod:`cellscribe.engine.runner`).
@@ -284,7 +289,8 @@ def run_cells(
     out = run(CellReasoning(prompt, schema=schema, candidates=candidates),
               [Unit(" ".join(s), list(s)) for s in distinct], backend=be,
               sampling=Sampling(temperature, seed, max_tokens, max_format_retries), cache=cache,
-              progress=settings.progress if progress is None else progress, unit_name="cell sentences")
+              concurrency=concurrency, progress=settings.progress if progress is None else progress,
+              unit_name="cell sentences")
     answers = {k: CellAnswer.model_validate(v) for k, v in out.answers.items()}
     seconds = time.perf_counter() - start
     stats = {"cells": len(sentences), "distinct_sentences": len(distinct), "empty_sentences": empty,
