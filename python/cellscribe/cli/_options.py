@@ -33,7 +33,8 @@ Host = Annotated[Optional[str], typer.Option("--host", help="Ollama address (def
 BaseUrl = Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL.")]
 ApiKeyEnv = Annotated[str, typer.Option("--api-key-env", help="Environment variable holding the API key "
                                         "(--backend openai).")]
-Timeout = Annotated[float, typer.Option("--timeout", help="Seconds per model request.")]
+Timeout = Annotated[float, typer.Option("--timeout", help="Seconds per model request, its whole budget (a request "
+                                        "that runs out is reported, not repeated).")]
 
 # --------------------------------------------------------------------------- how it is asked
 Mode = Annotated[str, typer.Option("--mode", help=MODE_HELP)]
