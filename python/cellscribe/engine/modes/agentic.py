@@ -147,6 +147,7 @@ class Agentic(Strategy):
             raise InputError("mode='agentic' needs a language model that calls tools (backend='openai').")
         if not backend.supports_tools:  # fail before any work, with chat_tools' clear message
             backend.chat_tools([], [])
+        candidates(["CD3E"], tissue=self.tissue, species=self.species)  # load the knowledge once, before threads
 
     def answer(self, unit: Unit, ask: Ask) -> dict[str, Any]:
         payload = [unit.genes, self.tissue, self.species, self.explain, self.prompt_hash, self.web_search is not None]

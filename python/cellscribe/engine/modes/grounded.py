@@ -64,7 +64,9 @@ class Grounded(Strategy):
 
     def prepare(self, backend: Backend | None) -> None:
         self.uses_model = backend is not None
-        self.reranker = self.reranker or default_reranker()  # loaded once, before units run in parallel
+        # the re-ranker, the marker index and the ontology loaded once, before units run in parallel
+        self.reranker = self.reranker or default_reranker()
+        candidates(["CD3E"], tissue=self.tissue, species=self.species, reranker=self.reranker)
 
     def answer(self, unit: Unit, ask: Ask) -> dict[str, Any]:
         ranked = candidates(unit.genes, tissue=self.tissue, species=self.species, reranker=self.reranker)
