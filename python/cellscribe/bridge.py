@@ -18,7 +18,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import math
 import os
 import platform
 import sys
@@ -161,7 +160,7 @@ def _reply(call: Callable[[], dict[str, Any]]) -> str:
                       "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
     result["warnings"] = [{"class": w.category.__name__, "message": str(w.message)} for w in caught]
     result["messages"] = [r.getMessage() for r in records]
-    return json.dumps(_plain(result), ensure_ascii=False, default=str)
+    return json.dumps(results.json_ready(result), ensure_ascii=False, default=str)
 
 
 @contextmanager
@@ -191,21 +190,6 @@ def _table(df: pd.DataFrame) -> dict[str, Any]:
     kinds = results.kinds(df.columns)
     return {"columns": [{"name": name, "kind": kind} for name, kind in kinds.items()],
             "clusters": results.records(df)}
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready values: no NaN, no numpy scalars or arrays, no tuples."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "tolist") and not isinstance(value, str):  # numpy scalars and arrays
-        return _plain(value.tolist())
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if value is not None and type(value).__name__ in ("NAType", "NaTType"):
-        return None
-    return value
 
 
 def _loads(text: str, name: str) -> Any:

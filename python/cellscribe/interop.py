@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
 from .get import annotations
+from .results import json_ready
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ def write_labels_rds(
         if isinstance(series.dtype, pd.CategoricalDtype):
             levels = [str(v) for v in series.cat.categories]
             series = series.astype(object)
-        payload["columns"][str(col)] = {"values": [_json_value(v) for v in series], "levels": levels}
+        payload["columns"][str(col)] = {"values": [json_ready(v) for v in series], "levels": levels}
 
     ro, helpers = _r()
     from rpy2.rinterface_lib.embedded import RRuntimeError
@@ -291,27 +291,12 @@ def _labels_frame(labels: Any, key: str) -> tuple[pd.DataFrame, dict[str, Any] |
         if key in labels.uns and "clusters" in labels.uns[key]:
             table = annotations(labels, key=key).rename(columns={"explanation_markdown": "explanation"})
             misc = {
-                "clusters": [{k: _json_value(v) for k, v in rec.items()} for rec in table.to_dict("records")],
-                "provenance": _json_value(dict(labels.uns[key].get("provenance", {}))),
-                "params": _json_value(dict(labels.uns[key].get("params", {}))),
+                "clusters": [{k: json_ready(v) for k, v in rec.items()} for rec in table.to_dict("records")],
+                "provenance": json_ready(dict(labels.uns[key].get("provenance", {}))),
+                "params": json_ready(dict(labels.uns[key].get("params", {}))),
             }
         return labels.obs, misc
     raise InputError(f"labels must be an AnnData or a pandas DataFrame indexed by cell; got {type(labels).__name__}.")
-
-
-def _json_value(value: Any) -> Any:
-    """A JSON-ready value (numpy scalars and arrays to Python, NaN to null)."""
-    if isinstance(value, dict):
-        return {str(k): _json_value(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_value(v) for v in value]
-    if hasattr(value, "tolist") and not isinstance(value, str):
-        return _json_value(value.tolist())
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if value is not None and type(value).__name__ in ("NAType", "NaTType"):
-        return None
-    return value
 
 
 def _r_message(exc: Exception) -> str:

@@ -79,13 +79,7 @@ def frame(rows: Sequence[Mapping[str, Any]], groups: Sequence[str]) -> pd.DataFr
     names = columns(*groups)
     if any(r.get("error") is not None for r in rows):
         names.append("error")
-    df = pd.DataFrame.from_records([{n: r.get(n) for n in names} for r in rows], columns=names)
-    for name, kind in kinds(names).items():
-        if kind == "number":
-            df[name] = pd.to_numeric(df[name], errors="coerce")
-        elif kind == "list":
-            df[name] = [_as_list(v) for v in df[name]]
-    return df
+    return _table(rows, names)
 
 
 def records(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -93,7 +87,7 @@ def records(df: pd.DataFrame) -> list[dict[str, Any]]:
     kind = kinds(df.columns)
     out = []
     for rec in df.to_dict(orient="records"):
-        out.append({k: _as_list(v) if kind[k] == "list" else _plain(v) for k, v in rec.items()})
+        out.append({k: _as_list(v) if kind[k] == "list" else json_ready(v) for k, v in rec.items()})
     return out
 
 
@@ -103,12 +97,33 @@ def from_records(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     rows = list(rows)
     present = {k for r in rows for k in r}
     names = [c.name for c in COLUMNS if c.name in present] + sorted(present - set(BY_NAME))
+    return _table(rows, names)
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` with plain Python types only, for JSON: numpy scalars and arrays as Python
+    numbers and lists, tuples as lists, NaN / NA / NaT as ``None``, dict keys as text."""
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if hasattr(value, "tolist") and not isinstance(value, str):  # numpy scalars and arrays
+        return json_ready(value.tolist())
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if value is not None and type(value).__name__ in ("NAType", "NaTType"):
+        return None
+    return value
+
+
+def _table(rows: Sequence[Mapping[str, Any]], names: list[str]) -> pd.DataFrame:
+    """``rows`` as a table of the columns ``names``, each coerced to its kind."""
     df = pd.DataFrame.from_records([{n: r.get(n) for n in names} for r in rows], columns=names)
     for name, kind in kinds(names).items():
-        if kind == "list":
-            df[name] = [_as_list(v) for v in df[name]]
-        elif kind == "number":
+        if kind == "number":
             df[name] = pd.to_numeric(df[name], errors="coerce")
+        elif kind == "list":
+            df[name] = [_as_list(v) for v in df[name]]
     return df
 
 
@@ -120,21 +135,5 @@ def _as_list(value: Any) -> list[str]:
     return [str(v) for v in value]
 
 
-def _plain(value: Any) -> Any:
-    """A JSON-ready scalar: numpy scalars as Python numbers, NaN / NA as ``None``."""
-    if value is None:
-        return None
-    if hasattr(value, "item") and not isinstance(value, (list, tuple, dict)):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    try:
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        pass
-    return value
-
-
 __all__ = ["BY_NAME", "COLUMNS", "GROUPS", "LIST_COLUMNS", "Column", "Kind", "columns", "frame", "from_records",
-           "kinds", "records"]
+           "json_ready", "kinds", "records"]

@@ -33,7 +33,7 @@ from ..errors import LLMError
 from ..llm import Backend
 from ..progress import Progress
 from ..version import __version__
-from .structured import Sampling, ask_structured
+from .structured import HINT, Sampling, ask_structured
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class Ask:
         self.cached = False
 
     def __call__(self, messages: list[dict[str, Any]], *, parse: Callable[[str], T],
-                 schema: dict[str, Any] | None, accept_cut: bool = True, hint: str = "") -> T:
+                 schema: dict[str, Any] | None, accept_cut: bool = True, hint: str = HINT) -> T:
         """The parsed answer to ``messages``: from the cache, else from the model (repaired until
         ``parse`` accepts it; see :func:`~cellscribe.engine.structured.ask_structured`)."""
         if self.backend is None:
@@ -76,7 +76,7 @@ class Ask:
                 log.warning("ignoring an unreadable cache entry")
         self.asked = True
         answer = ask_structured(self.backend, messages, parse=parse, schema=schema, sampling=self.sampling,
-                                accept_cut=accept_cut, **({"hint": hint} if hint else {}))
+                                accept_cut=accept_cut, hint=hint)
         if self._store is not None:
             self._store.put(key, {"raw": answer.raw, "attempts": answer.attempts, "created": now()})
         return answer.value

@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: The advice at the end of the error when an answer stayed malformed (a mode may give its own).
+HINT = "Try a larger model or a higher max_tokens."
+
 
 @dataclass(frozen=True)
 class Sampling:
@@ -48,7 +51,7 @@ class Structured(Generic[T]):
 
 def ask_structured(be: Backend, messages: list[dict[str, Any]], *, parse: Callable[[str], T],
                    schema: dict[str, Any] | None, sampling: Sampling, accept_cut: bool = True,
-                   hint: str = "Try a larger model or a higher max_tokens.") -> Structured[T]:
+                   hint: str = HINT) -> Structured[T]:
     """Ask ``be`` until ``parse`` accepts the answer.
 
     Parameters

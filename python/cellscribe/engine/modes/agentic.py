@@ -34,7 +34,7 @@ from ...grounded import UNMAPPED, Candidate, candidates
 from ...knowledge import genes, labels, ontology
 from ...llm import Backend, ToolCall
 from ..runner import Ask, Strategy, Unit
-from .grounded import SYSTEM, chosen_row, explain, unmapped_row, with_explanation
+from .grounded import SYSTEM, chosen_row, explain, load_knowledge, unmapped_row, with_explanation
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ class Agentic(Strategy):
             raise InputError("mode='agentic' needs a language model that calls tools (backend='openai').")
         if not backend.supports_tools:  # fail before any work, with chat_tools' clear message
             backend.chat_tools([], [])
-        candidates(["CD3E"], tissue=self.tissue, species=self.species)  # load the knowledge once, before threads
+        load_knowledge(tissue=self.tissue, species=self.species)
 
     def answer(self, unit: Unit, ask: Ask) -> dict[str, Any]:
         payload = [unit.genes, self.tissue, self.species, self.explain, self.prompt_hash, self.web_search is not None]

@@ -64,9 +64,8 @@ class Grounded(Strategy):
 
     def prepare(self, backend: Backend | None) -> None:
         self.uses_model = backend is not None
-        # the re-ranker, the marker index and the ontology loaded once, before units run in parallel
         self.reranker = self.reranker or default_reranker()
-        candidates(["CD3E"], tissue=self.tissue, species=self.species, reranker=self.reranker)
+        load_knowledge(tissue=self.tissue, species=self.species, reranker=self.reranker)
 
     def answer(self, unit: Unit, ask: Ask) -> dict[str, Any]:
         ranked = candidates(unit.genes, tissue=self.tissue, species=self.species, reranker=self.reranker)
@@ -91,6 +90,12 @@ class Grounded(Strategy):
         prompt_hash = hashlib.sha256(((self.system or SYSTEM) + template).encode()).hexdigest()[:16]
         return {"prompt_hash": prompt_hash if self.uses_model else None,
                 "reranker": dict((self.reranker or default_reranker()).info), "knowledge": KNOWLEDGE}
+
+
+def load_knowledge(*, tissue: str | None, species: str, reranker: Reranker | None = None) -> None:
+    """Load the re-ranker, the marker index and the ontology once, before units run in parallel
+    (a strategy's prepare())."""
+    candidates(["CD3E"], tissue=tissue, species=species, reranker=reranker)
 
 
 def schema(choices: list[str], explain: bool) -> dict[str, Any]:
