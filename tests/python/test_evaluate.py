@@ -34,7 +34,8 @@ MAPPINGS = {
     "Endothelial cell (lymphatic)": ("CL:0002138", "synonym"),  # qualifier refines
     "Fibroblsts": ("CL:0000057", "fuzzy"),              # typo
     "Arterial endothelial cells": ("CL:1000413", None),
-    "Pvalb+ GABAergic neuron": ("CL:0000617", "partial"),  # subtype the ontology lacks
+    "Pvalb+ GABAergic neuron": ("CL:4023018", "name"),  # pvalb GABAergic interneuron, as atlases name it
+    "Htr3a+ GABAergic neuron": ("CL:0000617", "partial"),  # subtype the ontology lacks
     "colon cancer cell": ("CL:0001064", "malignant"),
     "Malignant B cells": ("CL:0001064", "malignant"),
     "Tumor-associated macrophages": ("CL:0000235", "name"),
@@ -98,8 +99,9 @@ def test_agreement_levels(predicted, truth, level):
 
 
 def test_partial_mappings_do_not_count_as_the_same_term():
-    # "Pvalb+ GABAergic neuron" maps partially to GABAergic neuron: same lineage, not the same type
+    # "Pvalb+ GABAergic neuron" is pvalb GABAergic interneuron: same lineage, not the same type
     assert agreement_level("GABAergic neurons", "Pvalb+ GABAergic neuron") == "major"
+    assert agreement_level("GABAergic neurons", "Htr3a+ GABAergic neuron") == "major"
     # the truth's own CL mapping, when given, is used as is; "known to have no term" stays so
     assert agreement_level("natural killer cell", ev.side("NK", cl_ids="CL:0000623", broad="t/nk cell")) == "exact"
     assert agreement_level("Neurons", ev.side("Limbic system neurons", cl_ids="", broad="neuron")) == "major"

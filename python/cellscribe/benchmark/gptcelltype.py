@@ -137,13 +137,14 @@ def score_table(table: pd.DataFrame, predictions: Sequence[Any], *, truth_from_t
     """
     use_ids = not truth_from_text and "manual_CLID" in table.columns
     use_broad = not truth_from_text and "manual_broadtype" in table.columns
+    genes = [marker_genes(m) for m in table["marker"]]
+    species = table["species"].tolist() if "species" in table.columns else [species_of(g) for g in genes]
     scored = score_labels(
         list(predictions), table["manual_annotation"].tolist(),
         truth_cl_ids=table["manual_CLID"].tolist() if use_ids else None,
         truth_broad=table["manual_broadtype"].tolist() if use_broad else None,
+        species=species,
     )
-    genes = [marker_genes(m) for m in table["marker"]]
-    species = table["species"].tolist() if "species" in table.columns else [species_of(g) for g in genes]
     front = pd.DataFrame({
         "row": range(len(table)),
         "dataset": table["dataset"].tolist(),

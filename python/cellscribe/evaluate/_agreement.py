@@ -50,7 +50,7 @@ class Side:
 
 
 def side(label: str | None, *, cl_ids: str | Iterable[str] | float | None = None,
-         broad: str | Iterable[str] | float | None = None) -> Side:
+         broad: str | Iterable[str] | float | None = None, species: str | None = None) -> Side:
     """Resolve a label into what the scorer compares.
 
     Parameters
@@ -64,6 +64,9 @@ def side(label: str | None, *, cl_ids: str | Iterable[str] | float | None = None
     broad
         Its broad types when known (comma-separated or a list); ``None`` derives them from the terms
         (or, for a label known to have no term, from the mapping of its text).
+    species
+        The species the label is about, when known: passed to
+        :func:`~cellscribe.evaluate.map_label` (a term restricted to another species is not used).
 
     Returns
     -------
@@ -71,7 +74,7 @@ def side(label: str | None, *, cl_ids: str | Iterable[str] | float | None = None
     label: given IDs, or a mapping by name, synonym or fuzzy match, not a partial one).
     """
     text = "" if label is None or _isna(label) else str(label).strip()
-    mapping = map_label(text) if text and (cl_ids is None or broad is None) else None
+    mapping = map_label(text, species=species) if text and (cl_ids is None or broad is None) else None
     if cl_ids is None:
         ids = frozenset(mapping.cl_ids) if mapping is not None else frozenset()
         precise = mapping is not None and mapping.method in PRECISE

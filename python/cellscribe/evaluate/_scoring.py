@@ -24,6 +24,7 @@ def score_labels(
     *,
     truth_cl_ids: Sequence[Any] | None = None,
     truth_broad: Sequence[Any] | None = None,
+    species: Sequence[Any] | None = None,
 ) -> pd.DataFrame:
     """Agreement of each predicted label with its true label (GPTCelltype score and 4 levels).
 
@@ -35,6 +36,10 @@ def score_labels(
         The truth's own Cell Ontology IDs and broad types, when known (e.g. the GPTCelltype table's
         ``manual_CLID``/``manual_broadtype``; comma-separated per row, missing = no term). Without
         them the truth is mapped from its text like the predictions.
+    species
+        Each pair's species (``"human"``, ``"mouse"``), when known: a label naming a term restricted
+        to another species maps to its nearest term that applies (see
+        :func:`~cellscribe.knowledge.labels.map_label`).
 
     Returns
     -------
@@ -48,23 +53,26 @@ def score_labels(
         raise ValueError(f"predicted has {len(predicted)} labels but truth has {len(truth)}.")
     ids = list(truth_cl_ids) if truth_cl_ids is not None else [None] * len(truth)
     broad = list(truth_broad) if truth_broad is not None else [None] * len(truth)
+    kinds = [_key(s) for s in species] if species is not None else [None] * len(truth)
+    if len(kinds) != len(truth):
+        raise ValueError(f"species has {len(kinds)} values but truth has {len(truth)} labels.")
     cache: dict[tuple, dict[str, Any]] = {}
     rows = []
-    for p, t, i, b in zip(predicted, truth, ids, broad, strict=True):
-        key = (_key(p), _key(t), _key(i), _key(b), truth_cl_ids is None, truth_broad is None)
+    for p, t, i, b, s in zip(predicted, truth, ids, broad, kinds, strict=True):
+        key = (_key(p), _key(t), _key(i), _key(b), truth_cl_ids is None, truth_broad is None, s)
         if key not in cache:
             cache[key] = _score_one(p, t, i if truth_cl_ids is not None else None,
-                                    b if truth_broad is not None else None)
+                                    b if truth_broad is not None else None, s)
         rows.append(cache[key])
     return pd.DataFrame(rows, columns=SCORE_COLUMNS)
 
 
-def _score_one(p: Any, t: Any, ids: Any, broad: Any) -> dict[str, Any]:
+def _score_one(p: Any, t: Any, ids: Any, broad: Any, species: str | None = None) -> dict[str, Any]:
     if ids is not None and not isinstance(ids, str) and pd.isna(ids):
         ids = ""
     if broad is not None and not isinstance(broad, str) and pd.isna(broad):
         broad = None
-    ps, ts = side(p), side(t, cl_ids=ids, broad=broad)
+    ps, ts = side(p, species=species), side(t, cl_ids=ids, broad=broad, species=species)
     level = agreement_level(ps, ts)
     cl = ontology.get()
     m = ps.mapping

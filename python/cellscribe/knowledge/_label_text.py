@@ -97,6 +97,8 @@ ABBREVIATIONS: dict[str, str] = {
     "CLP": "common lymphoid progenitor",
     "GMP": "granulocyte monocyte progenitor cell",
     "MEP": "megakaryocyte-erythroid progenitor cell",
+    "hESC": "embryonic stem cell",
+    "hESCs": "embryonic stem cell",
     "MSC": "mesenchymal stem cell",
     "MSCs": "mesenchymal stem cell",
     "NPC": "neural progenitor cell",
@@ -126,6 +128,44 @@ ABBREVIATIONS: dict[str, str] = {
     "RGCs": "retinal ganglion cell",
     "PT": "proximal tubule",
     "ENS": "enteric",
+    # atlas short forms (Allen brain, KPMP kidney, HCA): glia, vessels, mononuclear phagocytes
+    "Oligo": "oligodendrocyte",
+    "Oligos": "oligodendrocyte",
+    "ODC": "oligodendrocyte",
+    "Astro": "astrocyte",
+    "Astros": "astrocyte",
+    "Endo": "endothelial cell",
+    "Endos": "endothelial cell",
+    "Micro": "microglial cell",
+    "Peri": "pericyte",
+    "Fibro": "fibroblast",
+    "PVM": "perivascular macrophage",
+    "PVMs": "perivascular macrophage",
+    "Micro-PVM": "microglial cell / perivascular macrophage",
+    "SMC-Peri": "smooth muscle cell / pericyte",
+    "MNP": "mononuclear phagocyte",
+    "MNPs": "mononuclear phagocyte",
+    # cortical glutamatergic neurons by layer and projection (Allen taxonomy)
+    "IT": "intratelencephalic projecting glutamatergic neuron",
+    "ET": "extratelencephalic projecting glutamatergic cortical neuron",
+    "L5 PT": "L5 extratelencephalic projecting glutamatergic cortical neuron",
+    "CT": "corticothalamic-projecting glutamatergic cortical neuron",
+    "NP": "near-projecting glutamatergic cortical neuron",
+    "L5/6 NP": "L5/6 near-projecting glutamatergic neuron",
+    "L6b": "L6b glutamatergic cortical neuron",
+    # cortical GABAergic interneurons by marker gene (a bare gene name is the class, not the gene)
+    "Sst": "sst GABAergic interneuron",
+    "Sst Chodl": "sst chodl GABAergic interneuron",
+    "Pvalb": "pvalb GABAergic interneuron",
+    "Vip": "VIP GABAergic interneuron",
+    "Lamp5": "lamp5 GABAergic interneuron",
+    "Sncg": "sncg GABAergic interneuron",
+    # hippocampal principal cells
+    "CA1": "hippocampal pyramidal neuron",
+    "CA2": "hippocampal pyramidal neuron",
+    "CA3": "hippocampal pyramidal neuron",
+    "CA1-3": "hippocampal pyramidal neuron",
+    "DG": "dentate gyrus granule cell",
 }
 
 #: Names common in single-cell papers that the Cell Ontology spells differently (whole phrases,
@@ -159,6 +199,11 @@ ALIASES: dict[str, str] = {
     "hematopoietic stem progenitor cell": "hematopoietic stem cell",
     "haematopoietic stem and progenitor cell": "hematopoietic stem cell",
     "muller glia": "Mueller cell",
+    "dentate granule cell": "dentate gyrus granule cell",
+    "gamma islet cell": "pancreatic PP cell",
+    "bipolar cell": "retinal bipolar neuron",
+    "lymphatic": "endothelial cell of lymphatic vessel",
+    "lymphatic cell": "endothelial cell of lymphatic vessel",
     "mueller glia": "Mueller cell",
     "tumor associated macrophage": "macrophage",
     "tumour associated macrophage": "macrophage",
@@ -187,9 +232,12 @@ _NOT_MALIGNANT = re.compile(
     re.I,
 )
 _ABBREV = re.compile(
-    r"(?<![\w+-])(" + "|".join(re.escape(k) for k in sorted(ABBREVIATIONS, key=len, reverse=True)) + r")(?![\w])",
+    r"(?<![\w+-])(" + "|".join(re.escape(k) for k in sorted(ABBREVIATIONS, key=len, reverse=True)) + r")(?![\w+])",
     re.I,
 )
+#: Short forms naming several types (``"Micro-PVM"``): expanded before a label is split into parts.
+_MULTI = re.compile(
+    r"(?<![\w+-])(" + "|".join(re.escape(k) for k, v in ABBREVIATIONS.items() if " / " in v) + r")(?![\w+-])", re.I)
 _ABBREV_CI = {k.lower(): v for k, v in ABBREVIATIONS.items()}
 _ALIAS_KEYS = [(normalize(k), v) for k, v in ALIASES.items()]
 _BARE_CD = re.compile(r"\b(CD\d+[A-Za-z]?)(?![\w+\-/])(?!\s*(?:positive|negative|high|low|hi|lo|dim|bright)\b)", re.I)
@@ -199,6 +247,11 @@ _GLIA = re.compile(r"\bglia$", re.I)
 _T_MARKER = re.compile(r"\bCD[48]\b", re.I)
 _CELL_NOUN = re.compile(r"\b(?:cells?|T|lymphocytes?|thymocytes?|[a-z]*cytes?)\b", re.I)
 _DOUBLE_CELL = re.compile(r"((?:cyte|blast|phage|phil|neuron|glia|ist|ocyte|crophage)s?)\s+cells?$", re.I)
+_SUBCLUSTER = re.compile(r"(?<=[A-Za-z])\s+\d{1,2}[a-z]?$")
+_CODE_LETTER = re.compile(r"^([A-Za-z][\w-]*?)-[a-z]$")
+#: Words after which a trailing number is part of the type's name (``"type 2"``), not a subcluster tag.
+NUMBERED_WORDS = ("type", "group", "layer", "class", "stage", "phase", "subtype", "grade", "lamina")
+_GENE_POSITIVE = re.compile(r"\b(?!CD\d)([A-Z][A-Za-z]*\d*[A-Za-z\d]*)\+(?=\s|$)")
 _CD_POSITIVE = re.compile(r"^CD\d+[A-Za-z]?\+$", re.I)
 _MARKER_SLASH = re.compile(r"(?<=[+-])\s*/\s*(?=[A-Za-z0-9]+[+-]?(?:\s|/|$))|(?<=CD\d)\s*/\s*(?=CD\d)", re.I)
 _MARKER_TOKEN = re.compile(r"^(?:CD\d+\w*|\w+[+-]|[A-Z0-9]{2,}(?:bright|dim|high|low|hi|lo))$")
@@ -230,6 +283,7 @@ def alternatives(label: str) -> list[str]:
     ``["Macrophages", "Microglia"]``; a single type comes back as one part. Parenthesised text stays
     with its part."""
     text = _MARKER_SLASH.sub(" ", clean(label))  # "CD4+/CD25 T Reg": one type, several markers
+    text = _MULTI.sub(lambda m: _ABBREV_CI[m.group(1).lower()], text)  # "Micro-PVM": two types
     inside = _inside_parentheses(text)
     pieces, start = [], 0
     for m in _SPLIT.finditer(text):
@@ -259,8 +313,8 @@ def expand_abbreviations(text: str) -> str:
         return ABBREVIATIONS.get(m.group(1)) or _ABBREV_CI[m.group(1).lower()]
 
     out = _ABBREV.sub(repl, text)
-    # "regulatory T cell cells" after "Tregs cells"
-    return re.sub(r"\b(cell)s?\s+cells?\b", r"\1", out, flags=re.I)
+    # "regulatory T cell cells" after "Tregs cells", "VIP GABAergic interneuron interneuron"
+    return re.sub(r"\b(cell|interneuron|neuron)s?\s+\1s?\b", r"\1", out, flags=re.I)
 
 
 def variants(part: str) -> list[str]:
@@ -270,6 +324,10 @@ def variants(part: str) -> list[str]:
     ``"cells"`` dropped, and state words (:data:`NOISE_WORDS`, lone numbers) dropped."""
     part = clean(fold(part))
     out: list[str] = []
+    bases = [part, expand_abbreviations(part)]
+    stripped = strip_subcluster(part)
+    if stripped != part:  # "Astro_1", "MNP-b": the type without its subcluster tag
+        bases += [stripped, expand_abbreviations(stripped)]
 
     def add(text: str) -> None:
         text = clean(text)
@@ -277,7 +335,7 @@ def variants(part: str) -> list[str]:
             if t and t not in out:
                 out.append(t)
 
-    for base in (part, expand_abbreviations(part)):
+    for base in bases:
         add(base)
         add(_BARE_CD.sub(r"\1+", base))
     for text in list(out):
@@ -297,13 +355,32 @@ def variants(part: str) -> list[str]:
 
 def restated_variants(part: str) -> list[str]:
     """:func:`variants` without CD markers written with ``+`` (``"CD56+ NK"`` -> ``"NK"``): a CD
-    marker usually restates the type's defining surface marker; tried after :func:`variants`."""
+    marker usually restates the type's defining surface marker; and with the ``+`` of other marker
+    genes dropped, as the ontology names classes after their marker (``"Pvalb+ GABAergic neuron"``
+    -> ``"Pvalb GABAergic neuron"``, found as ``pvalb GABAergic interneuron``). Tried after
+    :func:`variants`."""
     out: list[str] = []
     for text in variants(part):
         kept = [w for w in text.split() if not _CD_POSITIVE.match(w)]
         if kept and len(kept) < len(text.split()):
             out += [t for t in variants(" ".join(kept)) if t not in out]
+        unsigned = _GENE_POSITIVE.sub(r"\1", text)
+        if unsigned != text:
+            out += [t for t in variants(unsigned) if t not in out]
     return out
+
+
+def strip_subcluster(text: str) -> str:
+    """The type without a subcluster tag: a trailing number (``"Fibroblast_1"``, ``"Oligo 2"``; not
+    ``"type 2"``, ``"group 3"``, ``"layer 5"``), or a letter after a hyphen following a short form
+    of :data:`ABBREVIATIONS` (``"MNP-b"``; not ``"IC-B"``, the B-type intercalated cell)."""
+    code = _CODE_LETTER.match(text.strip())
+    if code is not None and code.group(1).lower() in _ABBREV_CI:
+        return code.group(1)
+    m = _SUBCLUSTER.search(text)
+    if m is None or not text[: m.start()].strip() or text[: m.start()].split()[-1].lower() in NUMBERED_WORDS:
+        return text
+    return text[: m.start()].strip()
 
 
 def coarse_variants(part: str) -> list[str]:

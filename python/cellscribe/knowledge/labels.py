@@ -17,13 +17,19 @@
    same (``"Arterial endothelial cells"`` -> ``endothelial cell of artery``, ``"Haematopoietic"``),
    with rapidfuzz ``token_sort_ratio`` at least ``fuzzy_cutoff``; short lineage tokens (``T``/``B``,
    ``CD4``/``CD8``) must be identical, so ``"memory T cell"`` never becomes ``"memory B cell"``.
-4. **partial**: the label names a subtype the ontology lacks; the most specific term left when
+4. **contained**: every meaningful word of the label is in one term's name, which has the fewest
+   other words (``"Thick Ascending Limb"`` -> ``kidney loop of Henle thick ascending limb epithelial
+   cell``): atlases leave out the organ and the class.
+5. **partial**: the label names a subtype the ontology lacks; the most specific term left when
    marker tokens (``"Pvalb+ GABAergic neuron"`` -> ``GABAergic neuron``) or other words are left
    out, keeping the head noun where possible (``"Mucus-secreting goblet cells"`` -> ``goblet
    cell``) and always the words that change the kind of cell (progenitor, precursor, stem).
 
 Otherwise the label is ``unmapped``. Steps 1-3 give terms that stand for the whole label
-(:data:`PRECISE`); a partial match gives a coarser term, good for the broad type only.
+(:data:`PRECISE`); a contained match may name a narrower term and a partial match a coarser one,
+good for the broad type only. Short forms and atlas codes (``"Oligo"``, ``"L2/3 IT"``, ``"Sst"``,
+``"MNP-b"``, ``"Astro_1"``) are read through the one abbreviation table,
+:data:`cellscribe.knowledge._label_text.ABBREVIATIONS`.
 """
 
 from __future__ import annotations
@@ -37,7 +43,18 @@ from itertools import combinations
 import pandas as pd
 
 from . import ontology as _ontology
-from ._label_text import alias, alternatives, clean, coarse_variants, is_malignant, restated_variants, variants
+from ._label_text import (
+    ABBREVIATIONS,
+    alias,
+    alternatives,
+    clean,
+    coarse_variants,
+    is_malignant,
+    restated_variants,
+    strip_subcluster,
+    variants,
+)
+from .anatomy import species_allowed, species_restriction
 from .lineage import BROAD_ANCHORS
 from .ontology import normalize
 
@@ -49,11 +66,14 @@ ROOT = _ontology.ROOT
 #: Synonym kinds used for lookup (``broad``/``narrow`` synonyms name other terms, not this one).
 KINDS = ("name", "exact", "related")
 #: Methods, from the most to the least certain.
-METHODS = ("name", "synonym", "malignant", "fuzzy", "partial", UNMAPPED)
+METHODS = ("name", "synonym", "malignant", "fuzzy", "contained", "partial", UNMAPPED)
 #: Methods whose term stands for the whole label (a ``partial`` match names a coarser type).
 PRECISE = ("name", "synonym", "malignant", "fuzzy")
 #: Words dropped from ontology names to make extra lookup keys (:func:`_derived_index`).
 DERIVED_DROPS = ("alpha beta", "mature", "professional", "thymus derived", "pulmonary", "human", "mouse")
+#: Words replaced in ontology names to make extra lookup keys: ``"pvalb GABAergic interneuron"`` is
+#: also found as ``"Pvalb GABAergic neuron"``, the way atlases name it.
+DERIVED_SWAPS = (("interneuron", "neuron"),)
 #: Words a partial match keeps: leaving them out would name another kind of cell.
 CLASS_WORDS = ("progenitor", "precursor", "stem", "malignant")
 
@@ -118,8 +138,15 @@ class LabelMapping:
         return [cl.name(i) for i in self.cl_ids]
 
 
-def map_label(label: str | None, *, fuzzy_cutoff: float = FUZZY_CUTOFF) -> LabelMapping:
+def map_label(label: str | None, *, fuzzy_cutoff: float = FUZZY_CUTOFF,
+              species: str | None = None) -> LabelMapping:
     """The Cell Ontology term(s) of one free-text label (see the module docstring for the steps).
+
+    Terms restricted to one species (``"... (Primate)"``, ``"... (Mmus)"``; see
+    :mod:`cellscribe.knowledge.anatomy`) are found only by their full name, never through a synonym
+    or short form (``"Vip"`` is ``VIP GABAergic interneuron``, not ``striatal VIP GABAergic
+    interneuron (Primate)``); with ``species`` given, a term restricted to another species is
+    replaced by its nearest ancestor that applies to every species.
 
     Parameters
     ----------
@@ -127,16 +154,24 @@ def map_label(label: str | None, *, fuzzy_cutoff: float = FUZZY_CUTOFF) -> Label
         A cell-type label, e.g. ``"CD14+ Monocytes"``, ``"NK cells"``, ``"Macrophages / Microglia"``.
     fuzzy_cutoff
         Minimum rapidfuzz score for a fuzzy match (0-100); above 100 turns fuzzy matching off.
+    species
+        ``"human"``, ``"mouse"`` or ``None`` (unknown: species-restricted terms named in full stay).
 
     Returns
     -------
     A :class:`LabelMapping`; ``method == "unmapped"`` (and ``cl_id is None``) when nothing matched.
     """
-    return _map_cached(_text(label), float(fuzzy_cutoff))
+    mapping = _map_cached(_text(label), float(fuzzy_cutoff))
+    if species is None or all(species_allowed(i, species) for i in mapping.cl_ids):
+        return mapping
+    ids = tuple(dict.fromkeys(_for_species(i, species) for i in mapping.cl_ids))
+    cl = _ontology.get()
+    return LabelMapping(mapping.label, ids[0], cl.name(ids[0]), mapping.score, mapping.method, mapping.matched, ids)
 
 
-def map_labels(labels: Iterable[str | None], *, fuzzy_cutoff: float = FUZZY_CUTOFF) -> pd.DataFrame:
-    """:func:`map_label` over many labels.
+def map_labels(labels: Iterable[str | None], *, fuzzy_cutoff: float = FUZZY_CUTOFF,
+               species: str | None = None) -> pd.DataFrame:
+    """:func:`map_label` over many labels (one ``species`` for all).
 
     Returns
     -------
@@ -145,10 +180,17 @@ def map_labels(labels: Iterable[str | None], *, fuzzy_cutoff: float = FUZZY_CUTO
     """
     rows = []
     for label in labels:
-        m = map_label(label, fuzzy_cutoff=fuzzy_cutoff)
+        m = map_label(label, fuzzy_cutoff=fuzzy_cutoff, species=species)
         rows.append({"label": m.label, "cl_id": m.cl_id, "cl_name": m.name, "score": m.score, "method": m.method,
                      "matched": m.matched, "cl_ids": ";".join(m.cl_ids)})
     return pd.DataFrame(rows, columns=["label", "cl_id", "cl_name", "score", "method", "matched", "cl_ids"])
+
+
+def _for_species(cl_id: str, species: str) -> str:
+    """``cl_id``, or its nearest ``is_a`` ancestor that may name a cell of ``species``."""
+    if species_allowed(cl_id, species):
+        return cl_id
+    return next((a for a in _ontology.get().ancestors(cl_id) if species_allowed(a, species)), ROOT)
 
 
 def _text(label: str | None) -> str:
@@ -174,22 +216,36 @@ def _map_text(label: str, fuzzy_cutoff: float, *, precise_only: bool = False) ->
         return _map_qualified(label, fuzzy_cutoff, precise_only=precise_only)
     parts = alternatives(label)
     if len(parts) > 1 and alias(label) is None:  # "NK/T cells": each part an exact term
-        exact = [h for h in (_exact(p) for p in parts) if h is not None]
+        exact = [(p, h) for p, h in ((p, _exact(p)) for p in parts) if h is not None]
         if len(exact) > 1:
-            return exact
+            return _without_codes(exact)
     hit = _exact(label)
     if hit is not None:
         return [hit]
     if len(parts) > 1:
-        found = [h for h in (_one(p, fuzzy_cutoff, precise_only) for p in parts) if h is not None]
+        found = [(p, h) for p, h in ((p, _one(p, fuzzy_cutoff, precise_only)) for p in parts) if h is not None]
         if found:
-            return found
-    hit = _fuzzy(label, fuzzy_cutoff) or (None if precise_only else _partial(label))
+            return _without_codes(found)
+    hit = _fuzzy(label, fuzzy_cutoff) or (None if precise_only else _contained(label) or _partial(label))
     return [hit] if hit is not None else []
 
 
+def _without_codes(found: list[tuple[str, _Hit]]) -> list[_Hit]:
+    """The hits of a label's parts, less the parts that are an atlas code (a short form of
+    :data:`~cellscribe.knowledge._label_text.ABBREVIATIONS`, maybe with a subcluster tag) restated
+    by a more specific part: ``"MNP-c/dendritic cell"`` is a dendritic cell, not also a
+    mononuclear phagocyte."""
+    cl = _ontology.get()
+    codes = {k.lower() for k in ABBREVIATIONS}
+    kept = [h for p, h in found
+            if not (strip_subcluster(p).lower() in codes
+                    and any(o[0] != h[0] and cl.is_a(o[0], h[0]) for _, o in found))]
+    return kept or [h for _, h in found]
+
+
 def _one(part: str, fuzzy_cutoff: float, precise_only: bool) -> _Hit | None:
-    return _exact(part) or _fuzzy(part, fuzzy_cutoff) or (None if precise_only else _partial(part))
+    return _exact(part) or _fuzzy(part, fuzzy_cutoff) or (
+        None if precise_only else _contained(part) or _partial(part))
 
 
 def _map_qualified(label: str, fuzzy_cutoff: float, *, precise_only: bool) -> list[_Hit]:
@@ -199,8 +255,8 @@ def _map_qualified(label: str, fuzzy_cutoff: float, *, precise_only: bool) -> li
     at all, or when the outer term is a class-level term (``"Immune (B cell)"``, ``"B cell
     (Plasmocyte)"``); else the outer term (``"Myoepithelial (Basal)"``)."""
     cl = _ontology.get()
-    inners = [clean(t) for t in _PARENS.findall(label) if clean(t)]
     outer = clean(_PARENS.sub(" ", label))
+    inners = [clean(t) for t in _PARENS.findall(label) if clean(t) and not _restates(clean(t), outer)]
     for inner in inners:
         for piece in alternatives(inner):
             combined = _exact(f"{piece} {outer}")
@@ -217,6 +273,18 @@ def _map_qualified(label: str, fuzzy_cutoff: float, *, precise_only: bool) -> li
         if refines or outer_weak or outer_wide:
             return inner_hits
     return outer_hits
+
+
+def _restates(inner: str, outer: str) -> bool:
+    """Whether a parenthesised qualifier only abbreviates the label before it: its initials
+    (``"Dentate granule cells (DGC)"``, ``"Liver endothelial cells (LECs)"``) or the start of one of
+    its words (``"Embryonic endoderm (Endo) cell"``)."""
+    short = re.sub(r"s$", "", inner.strip()).lower()
+    if not short.isalpha() or " " in inner.strip():
+        return False
+    words = [w.lower() for w in re.findall(r"[A-Za-z]+", outer)]
+    initials = "".join(w[0] for w in words)
+    return short in initials or any(len(short) >= 3 and w.startswith(short) and w != short for w in words)
 
 
 @lru_cache(maxsize=1)
@@ -254,7 +322,7 @@ def _lookup(text: str) -> tuple[str, str, str, int] | None:
     if not key:
         return None
     cl = _ontology.get()
-    found = cl.lookup(text, kinds=KINDS)
+    found = [(i, k) for i, k in cl.lookup(text, kinds=KINDS) if k == "name" or species_restriction(i) is None]
     if found:
         cl_id, kind = found[0]
         return cl_id, kind, cl.name(cl_id) if kind == "name" else text, 0 if kind in ("name", "exact") else 1
@@ -268,11 +336,13 @@ def _sorted(key: str) -> str:
 
 @lru_cache(maxsize=1)
 def _real_index() -> dict[str, tuple[str, str, str]]:
-    """normalised name/synonym -> (cl_id, kind, text), strongest kind first, allowed kinds only."""
+    """normalised name/synonym -> (cl_id, kind, text), strongest kind first, allowed kinds only;
+    species-restricted terms by their name only."""
     cl = _ontology.get()
     out: dict[str, tuple[str, str, str]] = {}
     for key, entries in cl._index.items():
-        entry = next((e for e in entries if e[1] in KINDS), None)
+        entry = next((e for e in entries if e[1] in KINDS and (e[1] == "name" or species_restriction(e[0]) is None)),
+                     None)
         if entry is not None:
             out[key] = entry
     return out
@@ -292,6 +362,8 @@ def _derived_index() -> dict[str, tuple[str, str, str]]:
         short = f" {key} "
         for drop in DERIVED_DROPS:
             short = short.replace(f" {drop} ", " ")
+        for old, new in DERIVED_SWAPS:
+            short = short.replace(f" {old} ", f" {new} ")
         short = " ".join(short.split())
         if not short or short == key or short in real or short in _GENERIC:
             continue
@@ -374,6 +446,43 @@ def _same_word(a: str, b: str) -> bool:
     from rapidfuzz import fuzz
 
     return fuzz.ratio(a, b) >= 88
+
+
+def _contained(text: str) -> _Hit | None:
+    """The term whose name holds every meaningful word of the label and the fewest others, the
+    way atlases leave out the organ and the class (``"Thick Ascending Limb"`` -> ``kidney loop of
+    Henle thick ascending limb epithelial cell``, ``"Principal"`` -> ``renal principal cell``).
+    Where several names are equally short, the one the others are kinds of, else nothing. Not
+    precise: the term may be narrower than the label means."""
+    cl = _ontology.get()
+    words_index = _name_words()
+    for variant in variants(text):
+        words = set(_content(normalize(variant)))
+        if not words or not all(w in words_index for w in words):
+            continue
+        found = set.intersection(*(words_index[w] for w in words))
+        if not found:
+            continue
+        size = {i: len(_content(normalize(cl.name(i)))) for i in found}
+        fewest = min(size.values())
+        best = [i for i in found if size[i] == fewest]
+        roots = [i for i in best if all(cl.is_a(o, i) for o in best)]
+        if len(roots) == 1:
+            return roots[0], "contained", round(100.0 * len(words) / fewest, 1), cl.name(roots[0])
+    return None
+
+
+@lru_cache(maxsize=1)
+def _name_words() -> dict[str, set[str]]:
+    """meaningful word of a current term's name -> the terms (species-restricted ones left out)."""
+    cl = _ontology.get()
+    out: dict[str, set[str]] = {}
+    for cl_id in cl.ids():
+        if cl_id == ROOT or species_restriction(cl_id) is not None:
+            continue
+        for w in _content(normalize(cl.name(cl_id))):
+            out.setdefault(w, set()).add(cl_id)
+    return out
 
 
 def _partial(text: str) -> _Hit | None:

@@ -113,6 +113,7 @@ class _Term:
     deprecated: bool = False
     replaced_by: str | None = None
     synonyms: dict[str, list[str]] = field(default_factory=dict)
+    definition: str = ""
 
 
 class CellOntology:
@@ -152,6 +153,10 @@ class CellOntology:
     def name(self, cl_id: str) -> str:
         """The term's label (``CL:0000236`` -> ``"B cell"``)."""
         return self._terms[self.resolve(cl_id)].name
+
+    def definition(self, cl_id: str) -> str:
+        """The term's textual definition (``""`` when the ontology gives none)."""
+        return self._terms[self.resolve(cl_id)].definition
 
     def synonyms(self, cl_id: str, kinds: Iterable[str] = ("exact",)) -> list[str]:
         """Synonyms of the given kinds (``exact``, ``related``, ``broad``, ``narrow``), deduplicated."""
@@ -314,6 +319,7 @@ def _build(older_synonyms: bool) -> CellOntology:
             deprecated=bool(info.get("deprecated")),
             replaced_by=replaced if isinstance(replaced, str) and replaced.startswith("CL:") else None,
             synonyms={"exact": list(info.get("synonyms") or [])},
+            definition=str(info.get("description") or ""),
         )
     sources = [f"cellxgene-ontology-guide ({version})"]
     if older_synonyms:
