@@ -18,8 +18,9 @@ from .config import settings
 from .errors import CellscribeError, InputError, MarkerInputError
 from .version import __version__
 
-_SUBMODULES = {"answers", "benchmark", "cache", "datasets", "embed", "engine", "evaluate", "get", "grounded", "io",
-               "knowledge", "llm", "markers", "pipeline", "pl", "pp", "prompts", "reasoner", "report", "results", "tl"}
+_SUBMODULES = {"answers", "benchmark", "cache", "case", "cells", "datasets", "embed", "engine", "evaluate", "get",
+               "grounded", "io", "knowledge", "llm", "markers", "pipeline", "pl", "pp", "prompts", "reasoner", "report",
+               "results", "tl"}
 
 if TYPE_CHECKING:
     from . import get, llm, markers, tl

@@ -7,7 +7,7 @@ cellscribe raises on purpose are printed as one clear message (exit status 2), n
 
 from __future__ import annotations
 
-from . import _annotate, _demo, _evaluate, _models, _reason, _run  # noqa: F401 - importing registers the commands
+from . import _annotate, _cells, _demo, _evaluate, _models, _reason, _run  # noqa: F401 - importing registers the commands
 from ._app import app, main
 
 __all__ = ["app", "main"]
