@@ -22,15 +22,20 @@
 #'   OpenAI model name. `NULL` for the backend's default.
 #' @param top_n Marker genes per cluster sent to the model.
 #' @param system_prompt Text (or a file path) replacing the packaged system prompt.
-#' @param explain `TRUE` for a title and three bullets per cluster; `FALSE` for labels and
-#'   confidence only (with `mode = "grounded"` no language model runs at all; with `"llm"` about
-#'   four times faster).
+#' @param explain `TRUE` for a title and three bullets per cluster, written by the model from
+#'   the label's case (evidence genes, Cell Ontology definition, nearest rival, caveats) and
+#'   checked against it before they are returned: a bullet that names a gene the cluster lacks,
+#'   claims a marker the databases do not back, misdescribes a gene or is cut off goes back to the
+#'   model once and is otherwise rendered from the case (`bullet_sources` says which).
+#'   `"knowledge"`: all three rendered from the case, no model (instant). `FALSE`: labels and
+#'   confidence only (with `mode = "grounded"` no language model runs at all).
 #' @param mode How the label is chosen.
 #'   * `"grounded"` (the default): candidate types from marker databases (CellMarker 2.0,
 #'     singleCellBase) merged into Cell Ontology terms and ranked by a learned re-ranker, which
 #'     chooses; the label is a Cell Ontology name with its ID (`cl_id`), the confidence is the
 #'     re-ranker's calibrated probability, `evidence_genes` are the cluster's markers the
-#'     databases record for that type, and the local model writes the explanation.
+#'     databases support for that type, and the local model writes the explanation, checked
+#'     against the case.
 #'   * `"llm"`: the language model alone names the type from the markers (no Cell Ontology ID).
 #'   * `"agentic"`: the model calls local tools (marker lookup with the re-ranked candidates, gene
 #'     facts, the Cell Ontology) and names the type, which is mapped to the Cell Ontology; needs a
@@ -53,13 +58,17 @@
 #'   * `cluster`, `label`, `broad_lineage`, `confidence` (0 to 1), `title`;
 #'   * `bullets` (list column) and `explanation` (Python's `explanation_markdown`): Markdown,
 #'     `## **title**` and three `- ` bullets (`NA` and empty when `explain = FALSE`);
-#'   * `supporting_markers` (the sent markers that the explanation cites) and `markers` (the
-#'     markers sent): list columns;
+#'   * `bullet_sources` (list column: `"model"` or `"knowledge"` per bullet), `supporting_markers`
+#'     (the sent markers that the explanation cites) and `markers` (the markers sent): list
+#'     columns;
 #'   * `cached` (answer served from the cache) and `seconds` (time spent on the cluster);
 #'   * with the default `mode = "grounded"` (and `"agentic"`): `cl_id` and `cl_name` (the Cell
-#'     Ontology term, `"unmapped"` when no marker is known), `evidence_genes` (list column),
-#'     `candidates` (list column, the re-ranked alternatives, most probable first) and `chosen_by`
-#'     (what chose the label). With `mode = "llm"` these columns are absent;
+#'     Ontology term, `"unmapped"` when no marker is known), `evidence_genes` (list column: the
+#'     markers with real support for the type), `candidates` (list column, the re-ranked
+#'     alternatives, most probable first), `chosen_by` (what chose the label), `rival` (the nearest
+#'     other type), `caveats` (list column: low-information or two-lineage markers, a close rival;
+#'     they also lower the confidence) and `case_markdown` (the case, shown by
+#'     [cellscribe_explanations()]). With `mode = "llm"` these columns are absent;
 #'   * with `mode = "agentic"`: `agent_tools` (list column, the tools the model called, in order);
 #'   * with `on_error = "keep"` and a failed cluster: `error`.
 #'

@@ -3,8 +3,11 @@
 #' `cellscribe_explanations()` collects the explanations of an annotation: printed in the
 #' console they read as plain text; in an R Markdown or knitr document they render as Markdown by
 #' themselves (a heading per cluster, the bold title, the three bullets, the lineage, confidence
-#' and the markers the explanation cites). `render_explanations()` writes the same Markdown with
-#' [cat()], for chunks with `results = "asis"`.
+#' and the markers the explanation cites, then the case behind the label: the evidence genes with
+#' their support in the marker databases, the Cell Ontology definition, the nearest rival and any
+#' caveat, and which bullets were rendered from the case because the model's sentence failed a
+#' check). `render_explanations()` writes the same Markdown with [cat()], for chunks with
+#' `results = "asis"`.
 #'
 #' @param x A Seurat object annotated by [annotate_seurat()], or the data.frame returned by
 #'   [annotate_markers()].
@@ -13,7 +16,7 @@
 #'
 #' @returns `cellscribe_explanations()`: an object of class `cellscribe_explanations` (a
 #'   data.frame of `cluster, label, broad_lineage, confidence, title, bullets,
-#'   supporting_markers`). `render_explanations()`: the Markdown text, invisibly.
+#'   supporting_markers, bullet_sources, caveats, case_markdown`). `render_explanations()`: the Markdown text, invisibly.
 #' @seealso [annotate_seurat()], [annotate_markers()].
 #' @export
 #' @examples
@@ -39,9 +42,10 @@ cellscribe_explanations <- function(x, key = "cellscribe") {
          sprintf("by annotate_markers(); got %s.", describe_class(x)), call. = FALSE)
   }
   cols <- c("cluster", "label", "broad_lineage", "confidence", "title", "bullets",
-            "supporting_markers")
+            "supporting_markers", "bullet_sources", "caveats", "case_markdown")
+  list_cols <- c("bullets", "supporting_markers", "bullet_sources", "caveats")
   for (col in setdiff(cols, names(x))) {
-    x[[col]] <- if (col %in% c("bullets", "supporting_markers")) {
+    x[[col]] <- if (col %in% list_cols) {
       replicate(nrow(x), character(), simplify = FALSE)
     } else {
       NA
@@ -74,13 +78,24 @@ explanations_markdown <- function(x, heading_level = 3) {
       "",
       if (!is.na(r$title)) c(sprintf("**%s**", r$title), ""),
       if (length(bullets)) c(paste0("- ", bullets), ""),
-      if (length(facts)) paste0("*", paste(facts, collapse = "; "), "*")
+      if (length(facts)) c(paste0("*", paste(facts, collapse = "; "), "*"), ""),
+      case_lines(r)
     ), collapse = "\n")
   }, character(1))
   paste(sub("\n+$", "", blocks), collapse = "\n\n")
 }
 
 label_text <- function(label) if (is.na(label)) "(no label)" else label
+
+# The case behind a label (Markdown lines from the bridge) and which bullets were rendered from it.
+case_lines <- function(r) {
+  rendered <- which(r$bullet_sources[[1]] == "knowledge")
+  c(
+    if (!is.na(r$case_markdown)) c("The case:", "", r$case_markdown, ""),
+    if (length(rendered)) sprintf("*Rendered from the case (the model's sentence failed a check): bullet %s.*",
+                                  paste(rendered, collapse = ", "))
+  )
+}
 
 #' @export
 format.cellscribe_explanations <- function(x, width = getOption("width"), ...) {
@@ -94,11 +109,16 @@ format.cellscribe_explanations <- function(x, width = getOption("width"), ...) {
       c(paste0("  - ", lines[1]), if (length(lines) > 1) paste0("    ", lines[-1]))
     }))
     cited <- r$supporting_markers[[1]]
+    case <- if (is.na(r$case_markdown)) character() else gsub("\\*\\*", "", strsplit(r$case_markdown, "\n")[[1]])
+    case <- unlist(lapply(sub("^- ", "", case), strwrap, width = width - 4, indent = 4, exdent = 6))
+    rendered <- which(r$bullet_sources[[1]] == "knowledge")
     c(sprintf("Cluster %s: %s%s", r$cluster, label_text(r$label), lineage),
       if (!is.na(r$title)) paste0("  ", r$title),
       bullets,
       if (length(cited)) strwrap(paste("Markers cited:", paste(cited, collapse = ", ")),
                                  width = width, indent = 2, exdent = 4),
+      if (length(case)) c("  Case:", case),
+      if (length(rendered)) sprintf("  (bullet %s rendered from the case)", paste(rendered, collapse = ", ")),
       "")
   }))
 }

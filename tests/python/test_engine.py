@@ -50,8 +50,9 @@ def test_every_mode_is_a_strategy_and_names_its_columns():
     assert set(STRATEGIES) == set(MODES) == set(results.GROUPS)
     for mode in MODES:
         names = results.columns(*results.GROUPS[mode])
-        assert names[:11] == ["cluster", "label", "broad_lineage", "confidence", "title", "bullets",
-                              "explanation_markdown", "supporting_markers", "markers", "cached", "seconds"]
+        assert names[:12] == ["cluster", "label", "broad_lineage", "confidence", "title", "bullets",
+                              "explanation_markdown", "bullet_sources", "supporting_markers", "markers", "cached",
+                              "seconds"]
     assert results.columns(*results.GROUPS["agentic"])[-1] == "agent_tools"
 
 

@@ -13,6 +13,7 @@ from conftest import cli_env
 
 import cellscribe as cs
 from cellscribe.benchmark import expected_calibration_error, fit
+from cellscribe.case import build_case, check_bullets
 from cellscribe.engine import Grounded, Sampling, Unit, run
 from cellscribe.grounded import FEATURES, Reranker, candidates, default_reranker, retrieve, tissue_matches
 from cellscribe.knowledge import ontology, singlecellbase
@@ -206,6 +207,9 @@ def test_grounded_mode_with_the_real_model(qwen15_path):
     r = one.iloc[0]
     assert r["cl_id"] == "CL:0000623" and r["title"] and len(r["bullets"]) == 3
     assert r["explanation_markdown"].startswith("## **") and r["supporting_markers"]
+    ranked = candidates(CASES[1][0], tissue="PBMC")
+    case = build_case(CASES[1][0], next(c for c in ranked if c.cl_id == r["cl_id"]), ranked)
+    assert len(r["bullet_sources"]) == 3 and check_bullets(list(r["bullets"]), case) == []  # checked before shown
     again = cs.annotate({"nk": CASES[1][0]}, tissue="PBMC", backend=be, mode="grounded", explain=True)
     assert again.iloc[0]["cached"] and again.iloc[0]["bullets"] == r["bullets"]
     # the model choosing among near-ties (off by default; constrained to the candidates' names)

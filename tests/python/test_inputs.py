@@ -77,7 +77,7 @@ def test_prompt_options_that_name_a_missing_file_are_errors(tmp_path):
     # text stays text, and a file's text is read
     own = _write(tmp_path / "system.txt", "You are a careful immunologist.\n")
     ranked = candidates(B, tissue="PBMC")
-    assert messages(B, ranked[:1], tissue="PBMC", species="human", explain_only=True,
+    assert messages(B, ranked[:2], tissue="PBMC", species="human",
                     system=text_or_file(own))[0]["content"] == "You are a careful immunologist."
     assert text_or_file("Answer briefly, please.") == "Answer briefly, please."
 

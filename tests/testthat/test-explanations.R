@@ -38,3 +38,23 @@ test_that("cellscribe_explanations refuses objects without results", {
   skip_if_not_installed("SeuratObject")
   expect_error(cellscribe_explanations(SeuratObject::pbmc_small), "run annotate_seurat\\(\\) first")
 })
+
+test_that("the case behind a label shows under its bullets, with the rendered bullets named", {
+  labels <- example_labels()
+  labels$bullet_sources <- list(c("model", "knowledge", "model"), character())
+  labels$caveats <- list("PPBP and PF4 are markers of megakaryocyte, so the cluster may hold doublets.",
+                         character())
+  labels$case_markdown <- c(paste0("- **Evidence** (publications): CD3D (29; 34)\n",
+                                   "- **Rival**: natural killer cell (probability 0.40)\n",
+                                   "- **Caveat**: PPBP and PF4 are markers of megakaryocyte."), NA)
+  md <- capture.output(render_explanations(labels))
+  expect_true("The case:" %in% md)
+  expect_true("- **Rival**: natural killer cell (probability 0.40)" %in% md)
+  expect_true(any(grepl("Rendered from the case .*bullet 2", md)))
+  printed <- capture.output(print(cellscribe_explanations(labels)))
+  expect_true("  Case:" %in% printed)
+  expect_true(any(grepl("Rival: natural killer cell", printed, fixed = TRUE)))
+  expect_true("  (bullet 2 rendered from the case)" %in% printed)
+  expect_false(any(grepl("**", printed, fixed = TRUE)))
+  expect_identical(sum(printed == "  Case:"), 1L)  # the cluster without a case shows none
+})

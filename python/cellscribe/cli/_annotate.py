@@ -26,6 +26,7 @@ from ._options import (
     Cache,
     Concurrency,
     Explain,
+    ExplainFrom,
     Host,
     Mode,
     Model,
@@ -39,6 +40,7 @@ from ._options import (
     TopN,
     backend_options,
     check_output_file,
+    explain_value,
 )
 
 #: Result columns left out of ``--format csv``: run bookkeeping.
@@ -101,6 +103,7 @@ def annotate(
     model: Model = None,
     top_n: TopN = DEFAULT_TOP_N,
     explain: Explain = True,
+    explain_from: ExplainFrom = "model",
     style: str = typer.Option("json", help="json (structured answer) or markdown (the seed's free format)."),
     system_prompt: SystemPrompt = None,
     template: Template = None,
@@ -120,7 +123,8 @@ def annotate(
     check_output_file(out)
     with warnings_shown():
         df = annotate_markers(markers, tissue=tissue, species=species, backend=backend, model=model, top_n=top_n,
-                              explain=explain, style=style, system_prompt=system_prompt, template=template,
+                              explain=explain_value(explain, explain_from), style=style, system_prompt=system_prompt,
+                              template=template,
                               seed=seed, temperature=temperature, cache=cache, concurrency=concurrency, mode=mode,
                               **backend_options(backend, host=host, base_url=base_url, api_key_env=api_key_env,
                                                 timeout=timeout))

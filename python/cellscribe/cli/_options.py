@@ -43,7 +43,18 @@ Concurrency = Annotated[Optional[int], typer.Option("--concurrency", help="Paral
 Seed = Annotated[Optional[int], typer.Option("--seed", help="Sampling seed.")]
 Temperature = Annotated[Optional[float], typer.Option("--temperature", help="Sampling temperature.")]
 Cache = Annotated[bool, typer.Option("--cache/--no-cache", help="Read and write the on-disk answer cache.")]
-Explain = Annotated[bool, typer.Option("--explain/--no-explain", help="Add a title and three bullets per cluster.")]
+Explain = Annotated[bool, typer.Option("--explain/--no-explain", help="Add a title and three bullets per cluster, "
+                                       "checked against the label's case before they are shown.")]
+ExplainFrom = Annotated[str, typer.Option("--explain-from", help="Who writes the bullets: 'model' (the language "
+                                          "model, checked against the case; a failing bullet is rendered from it) or "
+                                          "'knowledge' (the case rendered as text, no model, instant).")]
+
+
+def explain_value(explain: bool, explain_from: str) -> bool | str:
+    """``explain=`` of :func:`cellscribe.annotate` from ``--explain/--no-explain`` and ``--explain-from``."""
+    if explain_from not in ("model", "knowledge"):
+        raise typer.BadParameter(f"choose 'model' or 'knowledge', not {explain_from!r}", param_hint="--explain-from")
+    return "knowledge" if explain and explain_from == "knowledge" else explain
 TopN = Annotated[Optional[int], typer.Option("--top-n", help="Marker genes per cluster sent to the model.")]
 Tissue = Annotated[Optional[str], typer.Option("--tissue", "-t", help="Tissue, e.g. PBMC.")]
 Species = Annotated[str, typer.Option("--species", help="human or mouse.")]
@@ -88,5 +99,6 @@ def check_output_file(path: Path | None) -> None:
 
 
 __all__ = ["DEFAULT_API_KEY_ENV", "DEFAULT_TIMEOUT_S", "MODE_HELP", "ApiKeyEnv", "Backend", "BaseUrl", "Cache",
-           "Concurrency", "Explain", "Host", "Mode", "Model", "Seed", "Species", "SystemPrompt", "Temperature",
-           "Template", "Timeout", "Tissue", "TopN", "backend_options", "check_output_file", "given"]
+           "Concurrency", "Explain", "ExplainFrom", "Host", "Mode", "Model", "Seed", "Species", "SystemPrompt",
+           "Temperature", "Template", "Timeout", "Tissue", "TopN", "backend_options", "check_output_file",
+           "explain_value", "given"]

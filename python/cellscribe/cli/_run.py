@@ -21,6 +21,7 @@ from ._options import (
     Cache,
     Concurrency,
     Explain,
+    ExplainFrom,
     Host,
     Mode,
     Model,
@@ -30,6 +31,7 @@ from ._options import (
     Tissue,
     TopN,
     backend_options,
+    explain_value,
     given,
 )
 
@@ -57,6 +59,7 @@ def run_command(
     n_top_genes: int = typer.Option(2000, help="Highly variable genes for the PCA."),
     top_n: TopN = DEFAULT_TOP_N,
     explain: Explain = True,
+    explain_from: ExplainFrom = "model",
     mode: Mode = DEFAULT_MODE,
     truth: Optional[str] = typer.Option(None, help="obs column with expert labels, shown beside each cluster."),
     out: Path = typer.Option(Path("cellscribe_output"), "--out", "-o", help="Folder for the outputs."),
@@ -78,7 +81,8 @@ def run_command(
     with warnings_shown(own_only=True):  # cellscribe's own warnings (markers dropped, ...); library chatter stays out
         result = pipeline.run(data, tissue=tissue, species=species, qc=qc.value if qc else None, max_pct_mt=max_mito,
                               resolution=resolution, n_top_genes=n_top_genes, backend=backend, model=model,
-                              explain=explain, top_n=top_n, mode=mode, truth=truth, out=out, random_state=seed,
+                              explain=explain_value(explain, explain_from), top_n=top_n, mode=mode, truth=truth,
+                              out=out, random_state=seed,
                               seed=seed, cache=cache, **given(concurrency=concurrency, temperature=temperature),
                               **backend_options(backend, host=host, base_url=base_url, api_key_env=api_key_env,
                                                 timeout=timeout))

@@ -24,7 +24,7 @@ from .structured import Sampling
 
 def annotate(
     markers: Any, *, tissue: str | None = None, species: str = "human", backend: str | Backend = "auto",
-    model: str | None = None, top_n: int = DEFAULT_TOP_N, explain: bool = True, mode: str = DEFAULT_MODE,
+    model: str | None = None, top_n: int = DEFAULT_TOP_N, explain: bool | str = True, mode: str = DEFAULT_MODE,
     style: prompts.Style = "json", system_prompt: str | Path | None = None, template: str | Path | None = None,
     temperature: float = 0.0, seed: int = 0, max_tokens: int | None = None, max_format_retries: int = 2,
     concurrency: int | None = None, cache: bool | str | Path = True, progress: bool | None = None,
@@ -45,7 +45,10 @@ def annotate(
         backend names it; options such as ``timeout``, ``max_retries``, ``host``, ``base_url``,
         ``api_key_env``, ``n_threads``, and ``web_search=`` (a function, agentic mode only).
     explain
-        Also a title and three bullets (``False``: label and confidence only; grounded then runs no model).
+        Also a title and three bullets, checked against the label's case (evidence, definition,
+        rival, caveats) before they are shown; a bullet that fails twice is rendered from the case.
+        ``"knowledge"``: all three rendered from the case, no model (grounded and agentic).
+        ``False``: label and confidence only (grounded then runs no model).
     mode
         ``"grounded"`` (default; GPTCelltype dev mean agreement 0.601 cross-validated), ``"llm"``
         (0.131 with the embedded 1.5B model) or ``"agentic"`` (backends with tool calls); see

@@ -24,18 +24,23 @@ MAX_TISSUE_CHARS = 120
 #: Generated-token limits per answer kind.
 MAX_TOKENS = {"label": 48, "json": 320, "markdown": 600}
 ON_ERROR = ("raise", "keep")
+#: What writes the explanation: the model (checked against the case; ``True`` means this) or the
+#: knowledge layer alone (the case rendered as text, no model, instant); ``False``: none.
+EXPLAIN = ("model", "knowledge")
 
 
-def checked(*, tissue: Any, mode: str, explain: bool, style: str, template: Any, system_prompt: Any,
+def checked(*, tissue: Any, mode: str, explain: bool | str, style: str, template: Any, system_prompt: Any,
             backend: Any, model: str | None, concurrency: Any, on_error: str, web_search: Any = None
-            ) -> tuple[str | None, str, bool, str | None]:
+            ) -> tuple[str | None, str, bool | str, str | None]:
     """Every option of :func:`cellscribe.annotate` checked before any work, with the option's name
     in the message; returns the tissue as it goes into prompts, the mode and ``explain`` (an old
-    mode name mapped, with a warning) and the system prompt's text (``None``: the packaged one)."""
+    mode name mapped, with a warning; ``"model"`` as ``True``) and the system prompt's text
+    (``None``: the packaged one)."""
     if on_error not in ON_ERROR:
         raise InputError(f"on_error must be 'raise' or 'keep'; got {on_error!r}.")
     tissue = check_tissue(tissue)
     check_concurrency(concurrency)
+    explain = check_explain(explain)
     if style == "markdown" and not explain:
         raise InputError("style='markdown' always explains; use style='json' with explain=False for labels only.")
     if mode in DEPRECATED_MODES:
@@ -45,6 +50,9 @@ def checked(*, tissue: Any, mode: str, explain: bool, style: str, template: Any,
         mode, explain = new_mode, new_explain
     if mode not in MODES:
         raise InputError(f"mode must be one of {', '.join(map(repr, MODES))}; got {mode!r}.")
+    if explain == "knowledge" and mode == "llm":
+        raise InputError("explain='knowledge' renders the grounded case, which mode='llm' does not build; use "
+                         "mode='grounded' (the default) or explain=True.")
     if mode != "llm" and (template is not None or style != "json"):
         raise InputError(f"template= and style= apply to mode='llm' (the model names the type); mode={mode!r} asks "
                          "its own grounded question. Pass mode='llm' to use them.")
@@ -54,9 +62,19 @@ def checked(*, tissue: Any, mode: str, explain: bool, style: str, template: Any,
     if isinstance(backend, str) and backend not in BACKEND_NAMES:  # also when no model will run
         raise InputError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKEND_NAMES)}.")
     if model is not None and not uses_model(mode, explain):
-        warnings.warn(f"model={model!r} is not used: grounded annotation with explain=False runs no language "
-                      "model.", UserWarning, stacklevel=3)
+        warnings.warn(f"model={model!r} is not used: grounded annotation with explain={explain!r} runs no "
+                      "language model.", UserWarning, stacklevel=3)
     return tissue, mode, explain, system
+
+
+def check_explain(explain: Any) -> bool | str:
+    """``explain`` as :func:`cellscribe.annotate` uses it: ``True`` (the model writes, checked),
+    ``"knowledge"`` or ``False``."""
+    if explain == "model":
+        return True
+    if isinstance(explain, bool) or explain == "knowledge":
+        return explain
+    raise InputError(f"explain must be True, False, 'model' or 'knowledge'; got {explain!r}.")
 
 
 def check_concurrency(concurrency: Any) -> None:
@@ -82,15 +100,15 @@ def check_tissue(tissue: Any) -> str | None:
     return tissue or None
 
 
-def default_max_tokens(mode: str, style: str, explain: bool) -> int:
+def default_max_tokens(mode: str, style: str, explain: bool | str) -> int:
     """The generated-token limit of one answer (:data:`MAX_TOKENS` by answer kind)."""
     if mode != "llm":
         return MAX_TOKENS["json"]
     return MAX_TOKENS["markdown" if style == "markdown" else ("json" if explain else "label")]
 
 
-def uses_model(mode: str, explain: bool) -> bool:
+def uses_model(mode: str, explain: bool | str) -> bool:
     """Whether :func:`cellscribe.annotate` runs a language model in ``mode`` (grounded without
-    explanations does not: the re-ranker's choice stands)."""
+    explanations, or explained from knowledge, does not: the re-ranker's choice stands)."""
     mode, explain = DEPRECATED_MODES.get(mode, (mode, explain))
-    return mode != "grounded" or explain
+    return mode != "grounded" or explain is True or explain == "model"

@@ -11,11 +11,11 @@ The grounded annotation mode (``cellscribe.annotate(..., mode="grounded")``, the
 :mod:`cellscribe.benchmark.reranker`.
 """
 
-from ._index import get_index
+from ._index import canonical_symbols, get_index
 from ._rerank import MARGIN, MAX_CHOICES, MODEL_FILE, TOP_K, UNMAPPED, Reranker, candidates, default_reranker, near_ties
 from ._retrieval import FEATURES, Candidate, retrieve, tissue_matches
 
 __all__ = [
     "FEATURES", "MARGIN", "MAX_CHOICES", "MODEL_FILE", "TOP_K", "UNMAPPED", "Candidate", "Reranker", "candidates",
-    "default_reranker", "get_index", "near_ties", "retrieve", "tissue_matches",
+    "canonical_symbols", "default_reranker", "get_index", "near_ties", "retrieve", "tissue_matches",
 ]

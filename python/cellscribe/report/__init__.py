@@ -52,9 +52,26 @@ def _cards(results: pd.DataFrame, extra_columns: Sequence[str]) -> list[dict[str
             "ontology": (f"{row.get('cl_name')} ({row['cl_id']})" if row.get("cl_name") not in (None, row["cl_id"])
                          else row["cl_id"]) if isinstance(row.get("cl_id"), str) else None,
             "evidence": row.get("evidence_genes") or [],
+            # the case behind the label (evidence with support, definition, rival, caveats)
+            "case": row.get("case_markdown") or "",
+            "case_html": jinja2.utils.markupsafe.Markup(md.render(row["case_markdown"]))
+            if row.get("case_markdown") else "",
+            "caveats": row.get("caveats") or [],
+            "sources": _sources_note(row.get("bullet_sources") or []),
             "extra": [(c, row[c]) for c in extra_columns if c in row and row[c] is not None],
         })
     return cards
+
+
+def _sources_note(sources: Sequence[str]) -> str:
+    """Which bullets were rendered from the case because the model's sentence failed a check."""
+    rendered = [str(i) for i, s in enumerate(sources, 1) if s == "knowledge"]
+    if not rendered:
+        return "all bullets written by the model and checked against the case" if sources else ""
+    if len(rendered) == len(sources):
+        return "all bullets rendered from the case (no model sentence used)"
+    return f"bullet{'s' if len(rendered) > 1 else ''} {', '.join(rendered)} rendered from the case; the rest written " \
+           "by the model and checked"
 
 
 def write_report(

@@ -25,7 +25,7 @@ class ModeOptions:
 
     tissue: str | None
     species: str
-    explain: bool
+    explain: bool | str
     system: str | None = None
     style: prompts.Style = "json"
     template: str | Path | None = None

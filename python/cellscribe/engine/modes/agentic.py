@@ -29,10 +29,12 @@ from typing import Any
 import json_repair
 
 from ... import prompts
+from ...case import render_bullets
 from ...errors import InputError
 from ...grounded import UNMAPPED, Candidate, candidates
 from ...knowledge import genes, labels, ontology
 from ...llm import Backend, ToolCall
+from ..explanation import KNOWLEDGE
 from ..runner import Ask, Strategy, Unit
 from .grounded import SYSTEM, chosen_row, explain, load_knowledge, unmapped_row, with_explanation
 
@@ -134,7 +136,7 @@ class Agentic(Strategy):
 
     mode = "agentic"
 
-    def __init__(self, *, tissue: str | None, species: str, explain: bool, system: str | None = None,
+    def __init__(self, *, tissue: str | None, species: str, explain: bool | str, system: str | None = None,
                  web_search: Callable[[str], str] | None = None, max_rounds: int = MAX_ROUNDS,
                  agent_max_tokens: int = 256) -> None:
         self.tissue, self.species, self.explain, self.system = tissue, species, explain, system
@@ -171,10 +173,13 @@ class Agentic(Strategy):
                 chosen_by = "agent"
         if chosen is None:
             return {**unmapped_row(unit, run.ranked, label=answer or UNMAPPED), "agent_tools": list(run.trace)}
-        row = {**chosen_row(unit, chosen, chosen_by, run.ranked), "agent_tools": list(run.trace)}
-        if self.explain:
-            bullets = explain(ask, unit, chosen, tissue=self.tissue, species=self.species, system=self.system)
-            row = with_explanation(row, unit, chosen, bullets)
+        base, case = chosen_row(unit, chosen, chosen_by, run.ranked, species=self.species)
+        row = {**base, "agent_tools": list(run.trace)}
+        if self.explain == KNOWLEDGE:
+            row = with_explanation(row, unit, case, render_bullets(case), [KNOWLEDGE] * 3)
+        elif self.explain:
+            bullets, sources = explain(ask, case, tissue=self.tissue, species=self.species, system=self.system)
+            row = with_explanation(row, unit, case, bullets, sources)
         return row
 
     def _converse(self, unit: Unit, ask: Ask, run: ToolRunner) -> str | None:

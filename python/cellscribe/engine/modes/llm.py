@@ -1,4 +1,9 @@
-"""Mode ``"llm"``: the language model alone names the type (and explains it) from the markers."""
+"""Mode ``"llm"``: the language model alone names the type (and explains it) from the markers.
+
+The explanation is checked like every other (:func:`cellscribe.engine.explanation.screened_bullets`):
+against the case of the model's own label, mapped to the Cell Ontology; a bullet that fails is
+replaced by the case's bullet in its place.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ from ...answers import (
     parse_markdown,
     render_markdown,
 )
+from ...case import case_for_label
+from ..explanation import screened_bullets
 from ..runner import Ask, Strategy, Unit
 
 
@@ -35,7 +42,13 @@ class ModelAlone(Strategy):
                                             explain=self.explain)
         answer = ask(messages, parse=self.parse, schema=self.schema, accept_cut=False,
                      hint="Try a larger model, a higher max_tokens, or style='json'.")
-        return row(unit, answer.model_dump())
+        data = answer.model_dump()
+        if data.get("bullets") is not None:  # checked against the case of the model's own label
+            case = case_for_label(list(unit.genes), str(data.get("label") or data.get("title")), tissue=self.tissue,
+                                  species=self.species)
+            data["bullets"], data["bullet_sources"] = screened_bullets(list(data["bullets"]), case,
+                                                                       species=self.species)
+        return row(unit, data)
 
     def provenance(self) -> dict[str, Any]:
         return {"prompt_hash": self.prompt_set.hash}
@@ -48,6 +61,7 @@ def row(unit: Unit, data: dict[str, Any]) -> dict[str, Any]:
     return {
         "cluster": unit.id, "label": data.get("label") or title, "broad_lineage": data.get("broad_lineage"),
         "confidence": data.get("confidence"), "title": title, "bullets": bullets,
+        "bullet_sources": data.get("bullet_sources") or [],
         "explanation_markdown": render_markdown(title, bullets) if explained else None,
         "supporting_markers": cited_markers(unit.genes, title, *bullets) if explained else [],
         "markers": list(unit.genes),
