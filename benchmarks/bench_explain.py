@@ -108,7 +108,8 @@ def cluster_sets(dev_rows: int) -> dict[str, tuple[dict[str, list[str]], dict[st
     picked = (table.assign(_order=table.groupby("dataset").cumcount()).sort_values(["_order", "dataset", "tissue"])
               .head(dev_rows))
     dev = {f"dev:{i}": marker_genes(r.marker)[:10] for i, r in picked.iterrows()}
-    out["dev"] = (dev, {f"dev:{i}": r.tissue for i, r in picked.iterrows()}, "mixed")
+    out["dev"] = (dev, {f"dev:{i}": r.tissue if isinstance(r.tissue, str) else None for i, r in picked.iterrows()},
+                  "mixed")
     return out
 
 

@@ -29,8 +29,9 @@ def test_default_annotate_is_grounded_right_and_a_list_of_row_objects(qwen15_pat
     rows = json.loads(out.stdout)
     assert [r["cluster"] for r in rows] == ["0", "1", "2"]
     assert all(list(r) == ["cluster", "label", "broad_lineage", "confidence", "title", "bullets",
-                           "explanation_markdown", "supporting_markers", "cl_id", "cl_name", "evidence_genes",
-                           "candidates", "chosen_by"] for r in rows)
+                           "explanation_markdown", "bullet_sources", "supporting_markers", "cl_id", "cl_name",
+                           "evidence_genes", "candidates", "chosen_by", "rival", "caveats", "case_markdown"]
+               for r in rows), list(rows[0])
     assert all(r["cl_id"].startswith("CL:") and r["label"] == r["cl_name"] for r in rows)
     nk_t, mono, b = (r["label"].lower() for r in rows)
     assert any(w in nk_t for w in ("natural killer", "nk", "t cell", "cytotoxic", "lymphocyte")), nk_t
