@@ -180,11 +180,11 @@ def build_case(genes: list[str], chosen: Candidate, ranked: list[Candidate], *, 
     second = _second_lineage(chosen, ranked, genes, canon, index)
     if second:
         flags.append("two lineages")
-        caveats.append(f"{_join(list(second[1]))} are markers of {second[0]}, so the cluster may hold doublets "
+        caveats.append(f"{join(list(second[1]))} are markers of {second[0]}, so the cluster may hold doublets "
                        "or contaminating cells.")
     if rival and (chosen.probability or 0.0) - rival.probability < LOW_MARGIN:
         flags.append("low margin")
-        caveats.append(f"{_cap(rival.name)} is nearly as likely ({rival.probability:.2f} vs "
+        caveats.append(f"{cap(rival.name)} is nearly as likely ({rival.probability:.2f} vs "
                        f"{chosen.probability or 0.0:.2f}).")
     return Case(cl_id=chosen.cl_id, name=chosen.name, definition=cl.definition(chosen.cl_id),
                 broad=broad_type(chosen.cl_id), genes=tuple(genes), evidence=evidence, gene_names=names,
@@ -205,15 +205,17 @@ def case_for_label(genes: list[str], label: str, *, tissue: str | None = None, s
         return build_case(genes, chosen, ranked, species=species)
     return Case(cl_id=None, name=label, definition="", broad=None, genes=tuple(genes), evidence=(),
                 gene_names=_gene_names(genes, species), flags=("unmapped",),
-                caveats=(f"{_cap(label)} is not a Cell Ontology term, so the marker databases cannot back it.",))
+                caveats=(f"{cap(label)} is not a Cell Ontology term, so the marker databases cannot back it.",))
 
 
-def _cap(text: str) -> str:
+def cap(text: str) -> str:
+    """``text`` with its first letter upper-cased (type names start sentences)."""
     return text[:1].upper() + text[1:]
 
 
-def _join(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+def join(items: list[str]) -> str:
+    """``A``, ``A and B``, ``A, B and C``."""
+    return "".join(items) if len(items) <= 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _gene_names(genes: list[str], species: str) -> dict[str, str]:

@@ -10,19 +10,12 @@ from __future__ import annotations
 
 import re
 
-from ._build import Case
+from ._build import Case, cap, join
 
 #: Which part of the explanation each bullet is, and what it says.
 ROLES = ("markers", "function", "differential")
 ROLE_TEXT = ("which recorded markers (two to four) identify the cell type, and why", "what these cells do",
              "why this type rather than the nearest rival, naming the markers that separate them, and any caveat")
-
-
-def _join(items: list[str]) -> str:
-    items = list(items)
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def first_sentence(text: str) -> str:
@@ -36,12 +29,12 @@ def marker_bullet(case: Case) -> str:
     """Bullet 1: which recorded markers identify the type, with their support."""
     if case.evidence:
         ev = case.evidence[:3]
-        genes = _join([e.gene for e in ev])
-        pubs = _join([str(e.publications) for e in ev])
+        genes = join([e.gene for e in ev])
+        pubs = join([str(e.publications) for e in ev])
         verb = "is a recorded marker" if len(ev) == 1 else "are recorded markers"
         return (f"{genes} {verb} of {case.name} in CellMarker 2.0 and singleCellBase "
                 f"({pubs} publications{'' if len(ev) == 1 else ' respectively'}).")
-    top = _join(list(case.genes[:3]))
+    top = join(list(case.genes[:3]))
     return f"None of the top markers ({top}) is well recorded for {case.name}, so the evidence for it is weak."
 
 
@@ -51,9 +44,9 @@ def function_bullet(case: Case) -> str:
         definition = first_sentence(case.definition)
         first = f"The Cell Ontology defines {case.name} as {definition[:1].lower() + definition[1:]}."
     elif case.cl_id:
-        first = f"{case.name[:1].upper() + case.name[1:]} is the Cell Ontology term {case.cl_id}."
+        first = f"{cap(case.name)} is the Cell Ontology term {case.cl_id}."
     else:
-        first = f"{case.name[:1].upper() + case.name[1:]} is not a Cell Ontology term, so its function is not stated."
+        first = f"{cap(case.name)} is not a Cell Ontology term, so its function is not stated."
     named = [e for e in case.evidence if e.name]
     if named:
         return f"{first} {named[0].gene} encodes {named[0].name}."
@@ -66,13 +59,13 @@ def differential_bullet(case: Case) -> str:
     if case.rival is not None:
         rival = case.rival
         if case.separating:
-            sentence = (f"{_join(list(case.separating[:2]))} {'is' if len(case.separating[:2]) == 1 else 'are'} "
+            sentence = (f"{join(list(case.separating[:2]))} {'is' if len(case.separating[:2]) == 1 else 'are'} "
                         f"recorded for {case.name} but not for {rival.name}")
         else:
-            sentence = f"{case.name[:1].upper() + case.name[1:]} is more probable than {rival.name}"
+            sentence = f"{cap(case.name)} is more probable than {rival.name}"
         crowded = bool(case.separating) and "two lineages" in case.flags  # the caveat names genes too
         if rival.absent and not crowded:
-            sentence += f", and {_join(list(rival.absent[:2]))}, recorded for {rival.name}, " \
+            sentence += f", and {join(list(rival.absent[:2]))}, recorded for {rival.name}, " \
                         "are not among the cluster's markers"
         parts.append(sentence + ".")
     if case.caveats:
