@@ -6,8 +6,9 @@ installed by ``scripts/setup.sh r``, or, on a machine without R, unpacked from t
 packages into ``<settings.cache_dir>/debian`` by ``scripts/setup.sh python``. Their SQLite files
 are found through R itself (``system.file("extdata", ..., package=...)``) or, without R on the
 ``PATH``, in the standard R library folders and then in that unpacked copy. The first use builds a
-small index of what cellscribe needs, ``<settings.cache_dir>/knowledge/genes-v1.sqlite`` (a few
-seconds, ~30 MB), and every later lookup reads that index.
+small index of what cellscribe needs, ``<settings.cache_dir>/knowledge/genes-v2.sqlite`` (a few
+seconds, ~30 MB), and every later lookup reads that index. :func:`positions` gives the genes'
+places on the GRCh38 chromosomes (UCSC, as org.Hs.eg.db records them), for copy-number inference.
 
 >>> from cellscribe.knowledge import genes
 >>> f = genes.lookup("MS4A1")
@@ -54,6 +55,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import pandas as pd
+
 from ..config import settings
 from ..errors import GeneKnowledgeUnavailableError, InputError
 from ..progress import say
@@ -65,7 +68,7 @@ Species = Literal["human", "mouse"]
 SPECIES: tuple[str, ...] = ("human", "mouse")
 
 #: Bumped when the index layout or its content rules change; a new version builds a new file.
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 ORGDB = ("org.Hs.eg.db", "org.Hs.eg.sqlite", "r-bioc-org.hs.eg.db")
 GODB = ("GO.db", "GO.sqlite", "r-bioc-go.db")
 #: Evidence codes of electronic annotation (ranked after every manually curated code).
@@ -176,6 +179,39 @@ def facts(symbols: Iterable[str], *, species: Species = "human") -> dict[str, Ge
             go_cc=tuple(json.loads(r["go_cc"])), matched_by=how, species=species,
         )
     return out
+
+
+def positions(symbols: Iterable[str], *, species: Species = "human") -> pd.DataFrame:
+    """Where the genes lie on the human chromosomes (GRCh38), for the names that resolve.
+
+    Returns a table indexed by the query names that resolve to a gene with a place on chromosomes
+    1-22, X or Y (in input order), with columns ``chromosome`` (``"chr1"``, ... as infercnvpy
+    expects), ``start``, ``end`` (base pairs) and ``arm`` (``"1p"``, ``"19q"``; ``""`` when the
+    cytogenetic band does not say). Mouse names resolve as in :func:`facts`, but the places are
+    those of the human genes: do not use them for mouse copy number.
+    """
+    _check_species(species)
+    queries = [str(s) for s in dict.fromkeys(symbols) if s is not None and str(s).strip()]
+    ids = _resolve(queries)
+    wanted = sorted({gid for gid, _ in ids.values()})
+    idx = _index()
+    found: dict[int, tuple[str, int, int, str]] = {}
+    with idx.lock:
+        for chunk in _chunks(wanted, 500):
+            marks = ",".join("?" * len(chunk))
+            for gid, chrom, start, end, band in idx.db.execute(
+                f"SELECT p.gene_id, p.chromosome, p.start, p.end, g.band FROM positions p "
+                f"JOIN genes g USING (gene_id) WHERE p.gene_id IN ({marks})", chunk,
+            ):
+                found[gid] = (f"chr{chrom}", start, end, _arm(chrom, band))
+    rows = {q: found[ids[q][0]] for q in queries if q in ids and ids[q][0] in found}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["chromosome", "start", "end", "arm"])
+
+
+def _arm(chromosome: str, band: str) -> str:
+    """``"1p"`` from chromosome ``"1"`` and band ``"1p36.33"`` (the first band when several)."""
+    m = re.match(rf"{re.escape(chromosome)}([pq])", band or "")
+    return f"{chromosome}{m.group(1)}" if m else ""
 
 
 def is_known(symbol: str, *, species: Species = "human") -> bool:
@@ -378,6 +414,7 @@ def _fill(db: sqlite3.Connection) -> None:
         CREATE TABLE genes (gene_id INTEGER PRIMARY KEY, symbol TEXT, name TEXT, gene_type TEXT, band TEXT,
                             aliases TEXT, go_bp TEXT, go_mf TEXT, go_cc TEXT);
         CREATE TABLE names (key TEXT, gene_id INTEGER, kind TEXT);
+        CREATE TABLE positions (gene_id INTEGER PRIMARY KEY, chromosome TEXT, start INTEGER, end INTEGER);
     """)
     db.execute("""
         INSERT INTO meta SELECT 'ncbi_gene_' || lower(name), value FROM org.metadata
@@ -422,3 +459,12 @@ def _fill(db: sqlite3.Connection) -> None:
     names |= {(a.upper(), g[0], "alias") for g in genes.values() for a in g[5] if a.upper() != g[1].upper()}
     db.executemany("INSERT INTO names VALUES (?, ?, ?)", sorted(names | set(ensembl)))
     db.execute("CREATE INDEX names_key ON names (key)")
+    # one place per gene on the primary assembly (alternative haplotypes such as 6_GL000251v2_alt left
+    # out); org.Hs.eg.db writes minus-strand coordinates as negative numbers
+    db.execute("""
+        INSERT INTO positions
+        SELECT g.gene_id, l.seqname, MIN(ABS(l.start_location)), MAX(ABS(l.end_location))
+        FROM org.chromosome_locations l JOIN org.genes g USING (_id)
+        WHERE l.seqname IN ('1','2','3','4','5','6','7','8','9','10','11','12','13','14','15','16','17','18',
+                            '19','20','21','22','X','Y')
+        GROUP BY g.gene_id HAVING COUNT(DISTINCT l.seqname) = 1""")

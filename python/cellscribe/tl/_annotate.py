@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .. import copynumber
 from ..engine import annotate as annotate_markers
 from ..errors import InputError
 from ..markers import DEFAULT_TOP_N, from_scanpy
+from ..progress import say
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -33,6 +35,7 @@ def annotate(
     rank_key: str = "rank_genes_groups",
     gene_symbols: str | None = None,
     key_added: str = "cellscribe",
+    copy_number: bool = True,
     copy: bool = False,
     **kwargs: Any,
 ) -> AnnData | None:
@@ -56,7 +59,10 @@ def annotate(
         Column of ``adata.var`` with gene symbols when ``var_names`` are not symbols.
     key_added
         Prefix of the keys written (see Returns).
-    copy
+    copy_number
+        Call malignant clusters from copy-number changes inferred from the expression (human data
+        with a ``PTPRC``-expressing immune cluster as the reference; see :mod:`cellscribe.copynumber`):
+        their label becomes ``malignant cell``, and the type the markers resemble its rival.
         Return a modified copy instead of writing into ``adata``.
     **kwargs
         Passed to :func:`cellscribe.annotate` (``explain``, ``timeout``, ``host``, ...).
@@ -79,7 +85,9 @@ def annotate(
         ``params`` (groupby, tissue, species, backend, model, top_n), ``provenance`` (backend,
         model, digest, prompt hash, parameters, version, time) and ``clusters``: per cluster the
         label, lineage, confidence, title, bullets, explanation Markdown, markers and supporting
-        markers. :func:`cellscribe.get.annotations` returns them as a table.
+        markers. :func:`cellscribe.get.annotations` returns them as a table. With ``copy_number``
+        and a measurement: ``copy_number``, per cluster ``n_cells``, ``reference``, ``score``,
+        ``malignant``, ``gains`` and ``losses`` (chromosome arms).
     """
     adata = adata.copy() if copy else adata
     if groupby not in adata.obs:
@@ -101,10 +109,19 @@ def annotate(
         sc.tl.rank_genes_groups(adata, groupby, method="wilcoxon", key_added=rank_key, use_raw=adata.raw is not None)
     table = from_scanpy(adata, species=species, key=rank_key, gene_symbols=gene_symbols, top_n=top_n)
     df = annotate_markers(table, tissue=tissue, species=species, backend=backend, model=model, top_n=top_n, **kwargs)
+    calls = copynumber.copy_number(adata, groupby, species=species, gene_symbols=gene_symbols) if copy_number else None
+    if calls is not None:
+        df = copynumber.relabel(df, calls)
+        if calls["malignant"].any():
+            say(f"copy number: cluster(s) {', '.join(calls.index[calls['malignant']])} called malignant")
 
     _write(adata, df, clusters.astype(str), key_added=key_added, params={
         "groupby": groupby, "tissue": tissue, "species": species, "top_n": top_n,
         "backend": backend if isinstance(backend, str) else backend.name})
+    if calls is not None:
+        adata.uns[key_added]["copy_number"] = _h5ad_safe(
+            {c: {**r, "gains": list(r["gains"]), "losses": list(r["losses"])}
+             for c, r in calls.drop(columns="cluster").to_dict("index").items()})
     return adata if copy else None
 
 
