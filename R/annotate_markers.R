@@ -111,6 +111,7 @@ annotate_markers <- function(markers, tissue = NULL, species = "human", backend 
   result <- records_to_frame(reply$columns, reply$clusters)
   attr(result, "provenance") <- reply$provenance
   attr(result, "stats") <- reply$stats
+  if (!is.null(reply$copy_number)) attr(result, "copy_number") <- reply$copy_number
   result
 }
 

@@ -12,6 +12,10 @@
 #' @param group.by Column of the cell metadata holding the clusters; `NULL` for the active
 #'   identities (`Idents(object)`).
 #' @inheritParams annotate_markers
+#' @param copy_number Check each cluster for copy-number changes inferred from its mean expression
+#'   (human data with normalised expression, against the clusters expressing PTPRC/CD45): a
+#'   cluster with two or more chromosome arms gained or lost is labelled "malignant cell", the
+#'   normal type its markers resemble kept as the rival (see the README, "Tumour cells").
 #' @param key Prefix of the metadata columns and name of the `misc` entry written.
 #' @param ... Further arguments of [annotate_markers()] (`system_prompt`, `host`, `timeout`, ...).
 #'
@@ -25,7 +29,9 @@
 #'   * `object@misc[[key]]`: a list with `clusters` (the data.frame of [annotate_markers()]: label,
 #'     lineage, confidence, title, explanation, bullets, supporting markers, markers per cluster),
 #'     `provenance` (backend, model, model digest, prompt hash, parameters, package version, time),
-#'     `params` (group.by, tissue, species, backend, model, top_n, explain) and `stats`.
+#'     `params` (group.by, tissue, species, backend, model, top_n, explain), `stats` and, when
+#'     the copy number was measured, `copy_number` (per cluster: cells, reference, score,
+#'     malignant, gained and lost arms).
 #'
 #'   Cells of a cluster that had no marker gene get `NA`.
 #' @seealso [cellscribe_explanations()] and [render_explanations()] to show the explanations.
@@ -36,7 +42,8 @@
 #' cellscribe_explanations(pbmc)
 annotate_seurat <- function(object, markers = NULL, group.by = NULL, tissue = NULL,
                             species = "human", backend = "auto", model = NULL, top_n = 10,
-                            explain = TRUE, mode = "grounded", ..., key = "cellscribe") {
+                            explain = TRUE, mode = "grounded", ..., copy_number = TRUE,
+                            key = "cellscribe") {
   if (!inherits(object, "Seurat")) {
     hint <- if (is.data.frame(object)) " For a marker table use annotate_markers()." else ""
     stop(sprintf("`object` must be a Seurat object; got %s.%s", describe_class(object), hint),
@@ -71,6 +78,9 @@ annotate_seurat <- function(object, markers = NULL, group.by = NULL, tissue = NU
     }
   }
   if (!is.null(markers$gene)) check_marker_genes(unique(as.character(markers$gene)), rownames(object))
+  if (identical(species, "human") && isTRUE(copy_number)) {
+    attr(markers, "cellscribe_expression") <- cluster_expression(object, groups)
+  }
   result <- annotate_markers(markers, tissue = tissue, species = species, backend = backend,
                              model = model, top_n = top_n, explain = explain, mode = mode, ...)
 
@@ -90,11 +100,38 @@ annotate_seurat <- function(object, markers = NULL, group.by = NULL, tissue = NU
   params <- list(group.by = group.by, tissue = tissue, species = species, backend = backend,
                  model = provenance$model %||% model, top_n = top_n, explain = explain, mode = mode)
   stats <- attr(result, "stats")
+  copy_number <- attr(result, "copy_number")
   attr(result, "provenance") <- NULL
   attr(result, "stats") <- NULL
+  attr(result, "copy_number") <- NULL
   object@misc[[key]] <- list(clusters = result, provenance = provenance, params = params,
                              stats = stats)
+  if (!is.null(copy_number)) object@misc[[key]]$copy_number <- copy_number
   object
+}
+
+# Each cluster's mean log-normalised expression, cell count and share of cells expressing PTPRC,
+# for the copy-number check (cellscribe.copynumber); NULL when the object has no normalised data
+# (run NormalizeData()) or too few genes for it to mean anything.
+cluster_expression <- function(object, groups) {
+  data <- if (utils::packageVersion("SeuratObject") >= "5.0.0") {
+    SeuratObject::GetAssayData(object, layer = "data")
+  } else {
+    SeuratObject::GetAssayData(object, slot = "data")
+  }
+  if (nrow(data) < 2000 || !length(data@x) || max(data@x) > 50) return(NULL)
+  groups <- droplevels(groups[colnames(data)])
+  member <- Matrix::sparseMatrix(i = seq_along(groups), j = as.integer(groups), x = 1,
+                                 dims = c(length(groups), nlevels(groups)))
+  n_cells <- Matrix::colSums(member)
+  means <- as.matrix(Matrix::t(data %*% member)) / n_cells
+  share <- if ("PTPRC" %in% rownames(data)) {
+    as.numeric(Matrix::crossprod(member, as.numeric(data["PTPRC", ] > 0))) / n_cells
+  } else {
+    rep(0, length(n_cells))
+  }
+  list(clusters = levels(groups), genes = rownames(data), means = unname(round(means, 4)),
+       n_cells = as.numeric(n_cells), reference_share = share)
 }
 
 # The cluster of each cell, as a factor named by cell.

@@ -51,7 +51,11 @@ markers_to_json <- function(markers) {
     if (is.factor(col)) as.character(col) else col
   })
   levels <- if (is.factor(markers$cluster)) levels(markers$cluster) else NULL
-  jsonlite::toJSON(list(columns = columns, cluster_levels = levels), dataframe = "columns",
+  payload <- list(columns = columns, cluster_levels = levels)
+  # annotate_seurat() attaches each cluster's mean expression for the copy-number check
+  expression <- attr(markers, "cellscribe_expression")
+  if (!is.null(expression)) payload$expression <- expression
+  jsonlite::toJSON(payload, dataframe = "columns", matrix = "rowmajor",
                    na = "null", null = "null", digits = NA, auto_unbox = FALSE)
 }
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import results
+from . import copynumber, results
 from .config import settings
 from .engine import annotate as annotate_markers
 from .errors import AnnotationError, CellscribeError, InputError
@@ -100,6 +100,7 @@ def _annotate(markers_json: str, options_json: str) -> dict[str, Any]:
     levels = payload.get("cluster_levels")
     if levels and "cluster" in markers:
         markers["cluster"] = pd.Categorical(markers["cluster"].astype(str), categories=[str(x) for x in levels])
+    expression = _expression(payload.get("expression"))
     try:
         df = annotate_markers(markers, **options)
     except TypeError as exc:  # an unknown keyword from R's `...`
@@ -109,7 +110,30 @@ def _annotate(markers_json: str, options_json: str) -> dict[str, Any]:
     except AnnotationError as exc:
         return {"ok": False, "error": str(exc), "error_class": type(exc).__name__, **_table(exc.partial),
                 "failures": exc.failures}
-    return {**_table(df), "provenance": df.attrs.get("provenance", {}), "stats": df.attrs.get("stats", {})}
+    calls = None
+    if expression is not None and options.get("species", "human") == "human":
+        calls = copynumber.copy_number_of_clusters(*expression)
+    if calls is not None:
+        df = copynumber.relabel(df, calls)
+    reply = {**_table(df), "provenance": df.attrs.get("provenance", {}), "stats": df.attrs.get("stats", {})}
+    if calls is not None:
+        reply["copy_number"] = results.json_ready(calls.to_dict("records"))
+    return reply
+
+
+def _expression(data: Any) -> tuple[pd.DataFrame, pd.Series, pd.Series] | None:
+    """Each cluster's mean log expression, cell count and share of PTPRC-expressing cells, as R's
+    ``annotate_seurat()`` sends them (``clusters``, ``genes``, ``means`` (one row per cluster),
+    ``n_cells``, ``reference_share``), for :func:`cellscribe.copynumber.copy_number_of_clusters`."""
+    if not data:
+        return None
+    try:
+        clusters = [str(c) for c in data["clusters"]]
+        means = pd.DataFrame(data["means"], index=clusters, columns=[str(g) for g in data["genes"]], dtype=float)
+        return (means, pd.Series(data["n_cells"], index=clusters, dtype=float),
+                pd.Series(data["reference_share"], index=clusters, dtype=float))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"The cluster expression sent with the markers is malformed ({exc}).") from None
 
 
 def _status() -> dict[str, Any]:

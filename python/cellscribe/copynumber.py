@@ -26,7 +26,9 @@ bullets written from the measurements (no model), and a caveat that copy number 
 
 from __future__ import annotations
 
+import io
 import logging
+from contextlib import redirect_stderr
 from dataclasses import dataclass
 
 import anndata as ad
@@ -168,8 +170,9 @@ def copy_number_of_clusters(means: pd.DataFrame, n_cells: pd.Series, reference_s
     lineage = np.abs(values - values[reference].mean(axis=0)).max(axis=0) > LINEAGE_CHANGE
     places, values = places[~lineage], values[:, ~lineage]
     pseudo = ad.AnnData(values, obs=pd.DataFrame({"cluster": labels}, index=labels), var=places.copy())
-    infercnvpy.tl.infercnv(pseudo, reference_key="cluster", reference_cat=list(labels[reference]),
-                           window_size=WINDOW, calculate_gene_values=True, exclude_chromosomes=None, n_jobs=1)
+    with redirect_stderr(io.StringIO()):  # infercnvpy's progress bar for one chunk would only be noise
+        infercnvpy.tl.infercnv(pseudo, reference_key="cluster", reference_cat=list(labels[reference]),
+                               window_size=WINDOW, calculate_gene_values=True, exclude_chromosomes=None, n_jobs=1)
     cnv = pseudo.obsm["X_cnv"]
     cnv = cnv.toarray() if sp.issparse(cnv) else np.asarray(cnv)
     score = np.abs(cnv).mean(axis=1)

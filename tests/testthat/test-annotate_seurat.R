@@ -144,3 +144,43 @@ test_that("markers of another object are refused (most genes missing) or reporte
                         said)))
   expect_length(out$cellscribe_label, ncol(pbmc))
 })
+
+test_that("annotate_seurat calls malignant clusters from copy number (the bundled oligodendroglioma)", {
+  needs_seurat()
+  # Tirosh et al.'s oligodendroglioma (184 cells, TPM-like values) from the Python package, as a
+  # Seurat object with the published groups
+  dir <- tempfile("oligodendroglioma")
+  dir.create(dir)
+  on.exit(unlink(dir, recursive = TRUE))
+  reticulate::py_run_string(sprintf(paste(
+    "import scipy.io, scipy.sparse as sp",
+    "from cellscribe import datasets",
+    "a = datasets.oligodendroglioma()",
+    "scipy.io.mmwrite(r'%1$s/x.mtx', sp.csr_matrix(a.X).T)",
+    "open(r'%1$s/genes.txt', 'w').write('\\n'.join(a.var_names) + '\\n')",
+    "a.obs[['cell_type']].to_csv(r'%1$s/cells.csv')", sep = "\n"), dir))
+  counts <- methods::as(Matrix::readMM(file.path(dir, "x.mtx")), "CsparseMatrix")
+  rownames(counts) <- readLines(file.path(dir, "genes.txt"))
+  cells <- utils::read.csv(file.path(dir, "cells.csv"), row.names = 1)
+  colnames(counts) <- rownames(cells)
+  obj <- suppressWarnings(SeuratObject::CreateSeuratObject(counts))
+  obj <- Seurat::NormalizeData(obj, verbose = FALSE)
+  obj$cell_type <- cells$cell_type
+  out <- annotate_seurat(obj, group.by = "cell_type", tissue = "brain", explain = FALSE)
+  clusters <- out@misc$cellscribe$clusters
+  tumour <- startsWith(clusters$cluster, "malignant")
+  expect_true(all(clusters$label[tumour] == "malignant cell"))
+  expect_true(all(clusters$cl_id[tumour] == "CL:0001064"))
+  expect_false(any(clusters$label[!tumour] == "malignant cell"))
+  calls <- out@misc$cellscribe$copy_number
+  called <- vapply(calls, function(r) isTRUE(r$malignant), logical(1))
+  names(called) <- vapply(calls, function(r) r$cluster, character(1))
+  expect_true(all(called[clusters$cluster[tumour]]) && !any(called[clusters$cluster[!tumour]]))
+  lost_1p <- vapply(calls, function(r) "1p" %in% unlist(r$losses), logical(1))
+  expect_identical(unname(lost_1p), unname(called))
+  expect_true(all(out$cellscribe_label[startsWith(out$cell_type, "malignant")] == "malignant cell"))
+  off <- annotate_seurat(obj, group.by = "cell_type", tissue = "brain", explain = FALSE,
+                         copy_number = FALSE, key = "plain")
+  expect_false("malignant cell" %in% off@misc$plain$clusters$label)
+  expect_null(off@misc$plain$copy_number)
+})
