@@ -2,6 +2,7 @@
 
     python benchmarks/bench_cells.py accuracy                 # table per dataset and method
     python benchmarks/bench_cells.py tune                     # leave-one-dataset-out choice of the refinement margins
+    python benchmarks/bench_cells.py calibration              # fit of cells.CALIBRATION, ECE before/after (LODO)
     python benchmarks/bench_cells.py scale A.h5ad [B.h5ad ..] # cells, wall, cells/s, peak RSS per file
 
 accuracy: pbmc68k_reduced (clusters: louvain), wu2020 and oligodendroglioma (clusters: leiden on
@@ -14,7 +15,14 @@ half: split by patient where the data has one (wu2020), else a random stratified
 tune: for every (refine_margin, up_margin) in a grid, the per-cell accuracy (exact + mean agreement on the
 held-out halves) of each dataset; for each dataset held out, the setting best on the other two and its
 figure on the held-out one (leave-one-dataset-out).
-``--reasoner N`` also runs the reasoner on the N least confident held-out cells (slow: ~3 cells/min).
+calibration: the held-out cells' uncalibrated softmax probabilities (``calibration=None``) and their
+GPTCelltype agreement (1 / 0.5 / 0, cellscribe.evaluate.score_labels); for each dataset held out, the
+Platt map ``sigmoid(a + b * logit(p))`` fitted on the other two (all cells pooled, logistic loss) and
+the expected calibration error (10 equal bins, cellscribe.benchmark.expected_calibration_error) before
+and after; then the map fitted on all three (the value to ship as cellscribe.cells.CALIBRATION) and, not
+part of the fit, each dataset labelled without clusters (pseudo-clusters) under the shipped map.
+``--reasoner N`` also runs the reasoner on the N least confident held-out cells (slow: ~3 cells/min; the
+answer cache is off so that the seconds are the model's), with how many it answered and changed.
 
 scale: each file is labelled end to end from disk in a fresh process (clusters: obs["louvain"],
 shipped with the atlas; threaded scheduler, default chunks); peak RSS is the process's maximum
@@ -104,9 +112,66 @@ def tune() -> None:
         print(p, {n: tuple(round(x, 3) for x in scores[p][n]) for n in NAMES})
 
 
+def fit_calibration(prob: np.ndarray, agreement: np.ndarray) -> tuple[float, float]:
+    """``(a, b)`` of ``sigmoid(a + b * logit(prob))`` minimising the logistic loss against ``agreement``
+    (a soft outcome in [0, 1]: each cell counts as a right answer with weight ``agreement`` and as a
+    wrong one with weight ``1 - agreement``)."""
+    from sklearn.linear_model import LogisticRegression
+
+    p = np.clip(np.asarray(prob, dtype=float), 1e-7, 1 - 1e-7)
+    x = np.log(p / (1 - p))[:, None]
+    y = np.r_[np.ones(len(x)), np.zeros(len(x))]
+    weight = np.r_[agreement, 1 - np.asarray(agreement, dtype=float)]
+    model = LogisticRegression(C=1e6, max_iter=1000).fit(np.vstack([x, x]), y, sample_weight=weight)
+    return float(model.intercept_[0]), float(model.coef_[0, 0])
+
+
+def calibration() -> None:
+    from cellscribe import cells, datasets
+    from cellscribe.benchmark import expected_calibration_error
+    from cellscribe.evaluate import score_labels
+
+    prob, agree, exact, loose = {}, {}, {}, {}
+    for name in NAMES:
+        d = datasets.REGISTRY[name]
+        adata = d.load()
+        groupby = _clusters(name, adata)
+        test = _split(name, adata)[0]
+        truth = adata.obs[d.truth_readable].astype(str)[test]
+        table = cells.label_cells(adata, groupby, tissue=d.tissue, species=d.species, progress=False,
+                                  calibration=None).table[test]
+        scored = score_labels(table["label"].astype(str), truth)
+        prob[name], agree[name] = table["confidence"].to_numpy(dtype=float), scored["agreement"].to_numpy(dtype=float)
+        exact[name] = float((scored["level"] == "exact").mean())
+        table = cells.label_cells(adata, None, tissue=d.tissue, species=d.species, progress=False).table[test]
+        loose[name] = (table["confidence"].to_numpy(dtype=float),
+                       score_labels(table["label"].astype(str), truth)["agreement"].to_numpy(dtype=float))
+    def ece(conf: np.ndarray, outcome: np.ndarray) -> float:
+        return expected_calibration_error(conf, outcome, bins=10)[0]
+
+    rows = []
+    for held in NAMES:
+        train = [n for n in NAMES if n != held]
+        a, b = fit_calibration(np.concatenate([prob[n] for n in train]), np.concatenate([agree[n] for n in train]))
+        after = cells.calibrate(prob[held], (a, b))
+        shipped = cells.calibrate(prob[held], cells.CALIBRATION)
+        y = agree[held]
+        rows.append({"dataset": held, "n": len(y), "exact": exact[held], "mean_agreement": y.mean(),
+                     "conf_before": prob[held].mean(), "ece_before": ece(prob[held], y),
+                     "fold_a_b": f"{a:.3f}, {b:.3f}", "conf_after_cv": after.mean(), "ece_after_cv": ece(after, y),
+                     "conf_shipped": shipped.mean(),
+                     "ece_shipped": ece(shipped, y), "no_clusters_agreement": loose[held][1].mean(),
+                     "no_clusters_conf": loose[held][0].mean(), "no_clusters_ece": ece(*loose[held])})
+    with pd.option_context("display.width", 250, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
+        print(pd.DataFrame(rows).to_string(index=False))
+    a, b = fit_calibration(np.concatenate(list(prob.values())), np.concatenate(list(agree.values())))
+    print(f"fitted on all three: CALIBRATION = ({a:.3f}, {b:.3f}); shipped: {cells.CALIBRATION}")
+
+
 def accuracy(reasoner: int, only: list[str] | None = None) -> None:
     from cellscribe import cells, datasets
-    from cellscribe.evaluate import cell_accuracy
+    from cellscribe.benchmark import expected_calibration_error
+    from cellscribe.evaluate import cell_accuracy, score_labels
 
     rows = []
     for name in only or NAMES:
@@ -135,23 +200,25 @@ def accuracy(reasoner: int, only: list[str] | None = None) -> None:
                      "seconds": round(transferred.attrs["stats"]["seconds_fit"]
                                       + transferred.attrs["stats"]["seconds_predict"], 1)})
         conf = table["confidence"][test].to_numpy()
-        exact = np.asarray([cell_accuracy([p], [t]).exact for p, t in zip(table["label"].astype(str)[test],
-                                                                         truth[test], strict=True)])
-        rows[-3]["brier"] = round(float(np.mean((conf - exact) ** 2)), 3)
+        agreement = score_labels(table["label"].astype(str)[test], truth[test])["agreement"].to_numpy(dtype=float)
+        rows[-3]["ece"] = round(expected_calibration_error(conf, agreement)[0], 3)
         rows[-3]["mean_confidence"] = round(float(conf.mean()), 3)
         if reasoner:
             from cellscribe.tl import refine_with_reasoner
 
             sub = adata[test].copy()
             base = table[test]
-            refined, stats = refine_with_reasoner(sub, base, result.panel, reasoner, tissue=d.tissue, progress=False)
-            picked = refined["source"].astype(str) == "reasoner"
+            refined, stats = refine_with_reasoner(sub, base, result.panel, reasoner, tissue=d.tissue, progress=False,
+                                                  cache=False)
+            picked = np.zeros(len(base), dtype=bool)  # the cells sent, answered or not (refine_with_reasoner's order)
+            picked[np.argsort(base["confidence"].to_numpy(), kind="stable")[:stats["reasoner_cells"]]] = True
             before = cell_accuracy(base["label"].astype(str)[picked], truth[test][picked])
             after = cell_accuracy(refined["label"].astype(str)[picked], truth[test][picked])
             rows.append({"dataset": name, "method": f"reasoner on {reasoner} least confident (before -> after)",
                          "split": how, "n": int(picked.sum()), "exact": f"{before.exact:.3f}->{after.exact:.3f}",
                          "mean_agreement": f"{before.mean_agreement:.3f}->{after.mean_agreement:.3f}",
-                         "seconds": stats["reasoner_seconds"]})
+                         "seconds": stats["reasoner_seconds"], "answered": stats["reasoner_answered"],
+                         "changed": stats["reasoner_changed"]})
     out = pd.DataFrame(rows)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
         print(out.to_string(index=False))
@@ -197,7 +264,7 @@ def scale(paths: list[str], groupby: str | None) -> None:
 def main() -> None:
     warnings.filterwarnings("ignore")
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["accuracy", "tune", "scale", "_one"])
+    parser.add_argument("what", choices=["accuracy", "tune", "calibration", "scale", "_one"])
     parser.add_argument("paths", nargs="*")
     parser.add_argument("--groupby", default="louvain")
     parser.add_argument("--reasoner", type=int, default=0)
@@ -207,6 +274,8 @@ def main() -> None:
         accuracy(args.reasoner, args.dataset)
     elif args.what == "tune":
         tune()
+    elif args.what == "calibration":
+        calibration()
     elif args.what == "scale":
         scale(args.paths, args.groupby)
     else:

@@ -41,9 +41,17 @@ if TYPE_CHECKING:
 STATS_CELLS = 200_000
 #: Cells (at most) clustered into pseudo-clusters when no cluster column is given.
 PSEUDO_CELLS = 20_000
-#: Softmax temperature of the confidence: the value (of 0.25, 1, 2, 4, 8, 16) with the lowest Brier score of
-#: confidence vs exact agreement, averaged over pbmc68k_reduced, wu2020 and oligodendroglioma (0.124; 0.708 at 0.25).
+#: Softmax temperature of the chosen type's probability (the value of 0.25, 1, 2, 4, 8, 16 with the lowest Brier
+#: score against exact agreement on pbmc68k_reduced, wu2020 and oligodendroglioma); :data:`CALIBRATION` maps it.
 TEMPERATURE = 4.0
+#: ``(a, b)``: confidence = ``sigmoid(a + b * logit(p))`` of the chosen type's softmax probability ``p`` at
+#: :data:`TEMPERATURE` (:func:`~._score.calibrate`), so that confidence estimates the cell's GPTCelltype agreement
+#: (1 / 0.5 / 0) as the grounded re-ranker's confidence does. Fitted (logistic loss) on the held-out halves of
+#: pbmc68k_reduced, wu2020 and oligodendroglioma, all cells pooled, with clusters and the default margins
+#: (``benchmarks/bench_cells.py calibration``). The slope is small: the scores barely tell right cells from
+#: wrong ones, so the confidence is mostly the datasets' mean agreement. Expected calibration error (10 bins) of
+#: each dataset held out of the fit: 0.242 / 0.057 / 0.569 (uncalibrated: 0.572 / 0.553 / 0.228).
+CALIBRATION = (0.358, 0.034)
 #: Weight of the cluster's log prior added to the marker scores.
 PRIOR_WEIGHT = 4.0
 #: A cell descends to a child type when the child's score exceeds the cluster's mean by this much (z units).
@@ -70,10 +78,11 @@ class CellLabels:
     ----------
     table
         One row per cell (index: cell names) with :data:`COLUMNS`: ``label`` and ``cl_id`` (the chosen
-        panel type: the best prior-weighted one, refined along the ontology), ``confidence`` (its softmax
-        probability at :data:`TEMPERATURE`), ``margin`` (its score minus the best other type's; negative
-        where the refinement chose a type that is not the top scorer), ``score`` (the chosen type's
-        marker z-score), ``second_label``, ``cluster`` and
+        panel type: the best prior-weighted one, refined along the ontology), ``confidence`` (its
+        calibrated softmax probability, an estimate of its GPTCelltype agreement: :data:`CALIBRATION`),
+        ``margin`` (its score minus the best other type's; negative where the refinement chose a type
+        that is not the top scorer), ``score`` (the chosen type's marker z-score), ``second_label``,
+        ``cluster`` and
         ``cluster_label`` (the cluster's grounded label; empty without clusters), ``disagrees``
         (the cell's type and its cluster's are not the same term or an ancestor/descendant of each
         other), ``source`` (``"grounded"``).
@@ -106,6 +115,7 @@ def label_cells(
     store: str | os.PathLike[str] | None = None,
     stats_cells: int = STATS_CELLS,
     temperature: float = TEMPERATURE,
+    calibration: tuple[float, float] | None = CALIBRATION,
     prior_weight: float = PRIOR_WEIGHT,
     refine: bool = True,
     refine_margin: float = REFINE_MARGIN,
@@ -135,8 +145,11 @@ def label_cells(
         Folder for finished chunks (resumable runs); ``None``: nothing saved.
     stats_cells
         Cells read by the first pass (evenly spaced chunks).
-    temperature, prior_weight
-        Confidence softmax temperature; weight of the cluster prior.
+    temperature, calibration
+        Softmax temperature of the chosen type's probability, and ``(a, b)`` of the map from it to the
+        confidence (:data:`CALIBRATION`; ``None``: the probability itself).
+    prior_weight
+        Weight of the cluster prior.
     refine, refine_margin, up_margin
         With clusters: refine each cell's type along the Cell Ontology (the cluster label's parent,
         children and siblings with markers) from its scores relative to its cluster's mean; a child is
@@ -177,13 +190,14 @@ def label_cells(
         panel = build_panel(markers, source.genes, tissue=tissue, species=species, with_prior=False)
     t1 = time.perf_counter()
     scorer = make_scorer(panel.weights, mean, sd, prior=panel.prior if groups else None, prior_weight=prior_weight,
-                         temperature=temperature, normalize=source.normalize)
+                         temperature=temperature, normalize=source.normalize, calibration=calibration)
     if groups and refine:
         scorer = with_refinement(scorer, stats["group_sum"] / np.maximum(stats["group_n"], 1)[:, None],
                                  label=panel.group_labels, parent=panel.parent, children=panel.children,
                                  lineage=_same_lineage(panel), refine_margin=refine_margin, up_margin=up_margin)
     params = {"groupby": groupby or "", "tissue": tissue or "", "species": species, "chunk_size": int(chunk_size),
-              "stats_cells": int(stats_cells), "temperature": float(temperature), "prior_weight": float(prior_weight),
+              "stats_cells": int(stats_cells), "temperature": float(temperature),
+              "calibration": [float(c) for c in calibration or ()], "prior_weight": float(prior_weight),
               "refine": bool(refine and groups), "refine_margin": float(refine_margin),
               "up_margin": float(up_margin), "normalize": source.normalize, "n_types": len(panel.cl_ids)}
     chunk_store = _store(store, source, scorer, params)

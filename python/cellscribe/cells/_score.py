@@ -9,8 +9,9 @@ The score of type *t* for a cell is the weighted mean of its markers' z-scores,
 background correction: a gene counts only as far as it is above its own typical level), and the
 product is computed as one sparse product for all types at once, ``X @ (W / sd) - (mean / sd) @ W``,
 so the sparse block never becomes dense. With clusters, ``prior_weight * log(prior)`` of the cell's
-cluster is added (the cluster's grounded candidates). Confidence is the softmax of the scores at
-``temperature``; margin is the gap between the chosen and the best other score.
+cluster is added (the cluster's grounded candidates). The chosen type's softmax probability at
+``temperature`` is mapped by :func:`calibrate` to the confidence; margin is the gap between the chosen
+and the best other score.
 
 With clusters and a refined panel (:func:`cellscribe.cells.label_cells`, ``refine=True``), a cell
 whose best type (with the prior) stays in its cluster label's broad lineage gets a type along the
@@ -48,7 +49,9 @@ class Scorer:
     log_prior
         ``groups x types`` (already times the prior weight), or an empty array without groups.
     temperature
-        Softmax temperature of the confidence.
+        Softmax temperature of the chosen type's probability.
+    calibration
+        ``(a, b)`` of :func:`calibrate`, or ``None``: the confidence is the softmax probability itself.
     normalize
         Whether blocks hold counts to normalise.
     center
@@ -69,6 +72,7 @@ class Scorer:
     log_prior: np.ndarray
     temperature: float
     normalize: bool
+    calibration: tuple[float, float] | None = None
     center: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
     label: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     parent: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
@@ -79,14 +83,29 @@ class Scorer:
 
 
 def make_scorer(weights: sparse.spmatrix, mean: np.ndarray, sd: np.ndarray, *, prior: np.ndarray | None,
-                prior_weight: float, temperature: float, normalize: bool) -> Scorer:
-    """A :class:`Scorer` from marker weights (genes x types), gene means and sds, and group priors."""
+                prior_weight: float, temperature: float, normalize: bool,
+                calibration: tuple[float, float] | None = None) -> Scorer:
+    """A :class:`Scorer` from marker weights (genes x types), gene means and sds, group priors and the
+    confidence's temperature and calibration."""
     sd = np.maximum(np.asarray(sd, dtype=np.float64), MIN_SD)
     w = sparse.csr_matrix(sparse.diags(1.0 / sd) @ sparse.csr_matrix(weights, dtype=np.float64))
     offset = np.asarray(sparse.csr_matrix(weights, dtype=np.float64).T @ (np.asarray(mean) / sd)).ravel()
     log_prior = (prior_weight * np.log(prior)) if prior is not None and len(prior) else np.zeros((0, w.shape[1]))
     return Scorer(weights=w.astype(np.float32), offset=offset.astype(np.float32),
-                  log_prior=log_prior.astype(np.float32), temperature=float(temperature), normalize=bool(normalize))
+                  log_prior=log_prior.astype(np.float32), temperature=float(temperature), normalize=bool(normalize),
+                  calibration=None if calibration is None else (float(calibration[0]), float(calibration[1])))
+
+
+def calibrate(probability: np.ndarray, calibration: tuple[float, float] | None) -> np.ndarray:
+    """The confidence of a softmax probability: ``sigmoid(a + b * logit(probability))`` for
+    ``calibration = (a, b)`` (Platt scaling; increasing for ``b > 0``, so it keeps the cells' order);
+    ``None``: the probability unchanged."""
+    p = np.asarray(probability, dtype=np.float64)
+    if calibration is None:
+        return p
+    a, b = calibration
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return 1.0 / (1.0 + np.exp(-(a + b * np.log(p / (1 - p)))))
 
 
 def with_refinement(scorer: Scorer, group_means: np.ndarray, *, label: np.ndarray, parent: np.ndarray,
@@ -148,7 +167,7 @@ def score_chunk(block: Any, codes: np.ndarray, scorer: Scorer) -> dict[str, np.n
         best = np.zeros(len(total), dtype=np.int32)
         second = best.copy()
         margin = np.full(len(total), np.inf, dtype=np.float32)
-        confidence = np.ones(len(total), dtype=np.float32)
+        confidence = calibrate(np.ones(len(total)), scorer.calibration).astype(np.float32)
     else:
         order = np.argsort(-total, axis=1, kind="stable")[:, :2]
         best, second = order[:, 0].astype(np.int32), order[:, 1].astype(np.int32)
@@ -160,7 +179,7 @@ def score_chunk(block: Any, codes: np.ndarray, scorer: Scorer) -> dict[str, np.n
             second = np.argmax(masked, axis=1).astype(np.int32)
         margin = (total[rows, best] - total[rows, second]).astype(np.float32)
         z = (total - total.max(axis=1)[:, None]) / scorer.temperature
-        confidence = (np.exp(z[rows, best]) / np.exp(z).sum(axis=1)).astype(np.float32)
+        confidence = calibrate(np.exp(z[rows, best]) / np.exp(z).sum(axis=1), scorer.calibration).astype(np.float32)
     return {"best": best, "second": second, "confidence": confidence, "margin": margin,
             "score": raw[np.arange(len(raw)), best].astype(np.float32)}
 

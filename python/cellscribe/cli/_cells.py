@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
-from ..cells import CHUNK_SIZE, DEFAULT_KEY, SCHEDULERS, label_cells, transfer_labels, write_results
+from ..cells import (
+    CHUNK_SIZE,
+    DEFAULT_KEY,
+    REFINE_MARGIN,
+    SCHEDULERS,
+    UP_MARGIN,
+    label_cells,
+    transfer_labels,
+    write_results,
+)
 from ..errors import InputError
 from ..io import read
 from ..tl import refine_with_reasoner
@@ -18,6 +27,15 @@ from ._options import Backend, Model, Species, Tissue
 Scheduler = typer.Option("threads", "--scheduler", help=f"Local Dask scheduler: {', '.join(SCHEDULERS)}.")
 Address = typer.Option(None, "--address", help="Address of a running dask.distributed scheduler "
                        "(e.g. tcp://127.0.0.1:8786); the work runs on its workers, which must see DATA's path.")
+# the ontology refinement (cellscribe.cells.label_cells); defaults: cellscribe.cells.REFINE_MARGIN, UP_MARGIN
+Refine = Annotated[bool, typer.Option("--refine/--no-refine", help="With --groupby: refine each cell's type along "
+                                      "the Cell Ontology from its scores relative to its cluster's mean.")]
+RefineMargin = Annotated[float, typer.Option("--refine-margin", help="A cell descends to a child type when the "
+                                             "child's score exceeds its cluster's mean by more than this (z units; "
+                                             "lower: more subtypes).")]
+UpMargin = Annotated[float, typer.Option("--up-margin", help="A cell takes its cluster label's parent type when its "
+                                         "score for the label is below its cluster's mean by more than this (z "
+                                         "units; inf: never).")]
 
 
 @app.command("cells")
@@ -30,6 +48,9 @@ def cells_command(
     layer: Optional[str] = typer.Option(None, help="Read this layer instead of X."),
     use_raw: bool = typer.Option(False, "--use-raw", help="Read raw.X."),
     gene_symbols: Optional[str] = typer.Option(None, help="var column with gene symbols."),
+    refine: Refine = True,
+    refine_margin: RefineMargin = REFINE_MARGIN,
+    up_margin: UpMargin = UP_MARGIN,
     reference: Optional[Path] = typer.Option(None, "--reference", "-r", help="Labelled reference (.h5ad): also "
                                              "transfer its labels (logistic regression)."),
     label_key: Optional[str] = typer.Option(None, "--label-key", "-l", help="Label column of the reference."),
@@ -67,7 +88,8 @@ def cells_command(
     try:
         result = label_cells(data, groupby, tissue=tissue, species=species, layer=layer, use_raw=use_raw or None,
                              gene_symbols=gene_symbols, chunk_size=chunk_size, client=client, scheduler=scheduler,
-                             n_workers=workers, store=store_dir, progress=progress)
+                             n_workers=workers, store=store_dir, refine=refine, refine_margin=refine_margin,
+                             up_margin=up_margin, progress=progress)
         table = result.table
         stats = dict(result.stats)
         if reasoner_budget:
@@ -94,7 +116,7 @@ def cells_command(
             client.close()
     written = None if write == "none" else write_results(table, data, key=key, how=write)  # type: ignore[arg-type]
     counts = table["label"].astype(str).value_counts().head(10).to_dict()
-    summary = {"cells": stats["cells"], "written": str(written or ""), "stats": stats, "top_labels": counts,
-               "disagreeing_cells": int(table["disagrees"].sum())}
+    summary = {"cells": stats["cells"], "written": str(written or ""), "params": result.params, "stats": stats,
+               "top_labels": counts, "disagreeing_cells": int(table["disagrees"].sum())}
     typer.echo(json.dumps(summary, indent=1, default=str))
     err.print(f"labelled {stats['cells']} cells at {stats['cells_per_second']} cells/s", highlight=False)

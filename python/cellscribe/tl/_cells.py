@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..cells import CHUNK_SIZE, DEFAULT_KEY, Panel, label_cells, transfer_labels, write_results
+from ..cells import (
+    CHUNK_SIZE,
+    DEFAULT_KEY,
+    REFINE_MARGIN,
+    UP_MARGIN,
+    Panel,
+    label_cells,
+    transfer_labels,
+    write_results,
+)
 from ..errors import InputError
 from ..reasoner import annotate_cells as reason_cells
 
@@ -25,6 +34,9 @@ def annotate_cells(
     species: str = "human",
     reference: AnnData | None = None,
     label_key: str | None = None,
+    refine: bool = True,
+    refine_margin: float = REFINE_MARGIN,
+    up_margin: float = UP_MARGIN,
     reasoner_budget: float = 0,
     backend: str = "auto",
     model: str | None = None,
@@ -50,10 +62,21 @@ def annotate_cells(
         For the grounded retrieval and the reasoner's prompt.
     reference, label_key
         A labelled reference: also transfer its labels (logistic regression on log expression).
+    refine
+        With clusters: refine each cell's type along the Cell Ontology (the cluster label's parent,
+        children and siblings that have markers) from its scores relative to its cluster's mean;
+        ``False``: the best prior-weighted type.
+    refine_margin
+        A cell descends to a child type when the child's score exceeds its cluster's mean by more
+        than this (z units; default :data:`cellscribe.cells.REFINE_MARGIN`, chosen leave-one-dataset-out).
+        Lower: more cells get subtypes.
+    up_margin
+        A cell takes its cluster label's parent type when its score for the label is below its
+        cluster's mean by more than this (default :data:`cellscribe.cells.UP_MARGIN`); ``inf``: never.
     reasoner_budget
         Cells sent to the reasoner, the least confident first: a fraction (``0 < x < 1``) or a number
-        of cells (``>= 1``); ``0``: none. Their choices are the cells' grounded candidates (best and
-        second types).
+        of cells (``>= 1``); ``0``: none. Their choices are the grounded candidates of the cells sent
+        (every best and second type among them). On pbmc68k_reduced it has not helped (README).
     backend, model, **reasoner_options
         The reasoner's model (:func:`cellscribe.reasoner.annotate_cells`).
     client, scheduler, chunk_size, store, progress
@@ -68,8 +91,9 @@ def annotate_cells(
     ``adata.obs[f"{key_added}_label"]``, ``..._cl_id``
         The cell's type (categorical) and its Cell Ontology ID.
     ``..._confidence``, ``..._margin``, ``..._score``, ``..._second_label``
-        Calibrated confidence (softmax of the scores), best-minus-second score, the best type's
-        marker z-score, the runner-up.
+        Confidence (the chosen type's softmax probability, calibrated to estimate its GPTCelltype
+        agreement: :data:`cellscribe.cells.CALIBRATION`), chosen-minus-runner-up score, the chosen
+        type's marker z-score, the runner-up.
     ``..._cluster``, ``..._cluster_label``, ``..._disagrees``
         The cell's cluster, the cluster's grounded label, and whether the cell's type contradicts it
         (not the same term nor an ancestor or descendant: candidate doublets or mis-clustered cells).
@@ -85,7 +109,8 @@ def annotate_cells(
     budget_cells(reasoner_budget, adata.n_obs)  # checked before any work
     adata = adata.copy() if copy else adata
     result = label_cells(adata, groupby, tissue=tissue, species=species, client=client, scheduler=scheduler,
-                         chunk_size=chunk_size, store=store, progress=progress)
+                         chunk_size=chunk_size, store=store, refine=refine, refine_margin=refine_margin,
+                         up_margin=up_margin, progress=progress)
     table = result.table
     stats = dict(result.stats)
     if reasoner_budget:
