@@ -140,9 +140,12 @@ def calibration() -> None:
         truth = adata.obs[d.truth_readable].astype(str)[test]
         table = cells.label_cells(adata, groupby, tissue=d.tissue, species=d.species, progress=False,
                                   calibration=None).table[test]
+        grounded = (table["source"] == "grounded").to_numpy()  # copy-number calls have their own confidence
+        table, truth = table[grounded], truth[grounded]
         scored = score_labels(table["label"].astype(str), truth)
         prob[name], agree[name] = table["confidence"].to_numpy(dtype=float), scored["agreement"].to_numpy(dtype=float)
         exact[name] = float((scored["level"] == "exact").mean())
+        truth = adata.obs[d.truth_readable].astype(str)[test]
         table = cells.label_cells(adata, None, tissue=d.tissue, species=d.species, progress=False).table[test]
         loose[name] = (table["confidence"].to_numpy(dtype=float),
                        score_labels(table["label"].astype(str), truth)["agreement"].to_numpy(dtype=float))

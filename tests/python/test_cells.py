@@ -285,3 +285,20 @@ def test_refinement_margins_reach_label_cells_from_tl_and_cli(tmp_path):
     assert (expected["cl_id"].astype(str) != default_table["cl_id"].astype(str)).iloc[cd8].any()  # the option matters
     flat = runner.invoke(app, [*base, "--write", "none", "--no-refine"])
     assert flat.exit_code == 0 and json.loads(flat.stdout)["params"]["refine"] is False
+
+
+@pytest.mark.slow
+def test_cells_of_malignant_clusters_are_labelled_from_copy_number():
+    """The bundled oligodendroglioma per cell: the four tumours' cells are ``malignant cell`` (source
+    ``copy number``, from the first pass's cluster means), microglia and oligodendrocytes keep their
+    grounded labels; ``copy_number=False`` turns it off."""
+    adata = datasets.oligodendroglioma()
+    cs.tl.annotate_cells(adata, "cell_type", tissue="brain", progress=False)
+    tumour = adata.obs["cell_type"].astype(str).str.startswith("malignant").to_numpy()
+    labels = adata.obs["cellscribe_cells_label"].astype(str).to_numpy()
+    assert (labels[tumour] == "malignant cell").all() and not (labels[~tumour] == "malignant cell").any()
+    assert (adata.obs["cellscribe_cells_source"].astype(str).to_numpy()[tumour] == "copy number").all()
+    assert sorted(adata.uns["cellscribe_cells"]["malignant_clusters"]) == sorted(
+        set(adata.obs["cell_type"].astype(str)[tumour]))
+    off = cells.label_cells(adata, "cell_type", tissue="brain", copy_number=False, progress=False)
+    assert "malignant cell" not in set(off.table["label"].astype(str)) and off.copy_number is None

@@ -37,6 +37,7 @@ def annotate_cells(
     refine: bool = True,
     refine_margin: float = REFINE_MARGIN,
     up_margin: float = UP_MARGIN,
+    copy_number: bool = True,
     reasoner_budget: float = 0,
     backend: str = "auto",
     model: str | None = None,
@@ -73,6 +74,10 @@ def annotate_cells(
     up_margin
         A cell takes its cluster label's parent type when its score for the label is below its
         cluster's mean by more than this (default :data:`cellscribe.cells.UP_MARGIN`); ``inf``: never.
+    copy_number
+        With clusters of human cells: the cells of clusters with copy-number changes inferred from
+        their mean expression are labelled ``malignant cell`` (:mod:`cellscribe.copynumber`); the
+        clusters called are listed in ``adata.uns[key_added]["malignant_clusters"]``.
     reasoner_budget
         Cells sent to the reasoner, the least confident first: a fraction (``0 < x < 1``) or a number
         of cells (``>= 1``); ``0``: none. Their choices are the grounded candidates of the cells sent
@@ -98,7 +103,8 @@ def annotate_cells(
         The cell's cluster, the cluster's grounded label, and whether the cell's type contradicts it
         (not the same term nor an ancestor or descendant: candidate doublets or mis-clustered cells).
     ``..._source``
-        ``"grounded"`` or ``"reasoner"``: which path decided the label.
+        ``"grounded"``, ``"copy number"`` (the cell's cluster was called malignant: ``malignant
+        cell``) or ``"reasoner"``: which path decided the label.
     ``..._reference_label``, ``..._reference_confidence``
         With ``reference``: the transferred label and its probability.
     ``adata.uns[key_added]``
@@ -110,7 +116,7 @@ def annotate_cells(
     adata = adata.copy() if copy else adata
     result = label_cells(adata, groupby, tissue=tissue, species=species, client=client, scheduler=scheduler,
                          chunk_size=chunk_size, store=store, refine=refine, refine_margin=refine_margin,
-                         up_margin=up_margin, progress=progress)
+                         up_margin=up_margin, copy_number=copy_number, progress=progress)
     table = result.table
     stats = dict(result.stats)
     if reasoner_budget:
@@ -129,6 +135,9 @@ def annotate_cells(
         stats["reference"] = transferred.attrs["stats"]
     adata.uns[key_added] = {"params": {**result.params, "reasoner_budget": float(reasoner_budget)},
                             "stats": stats, "types": result.panel.table().to_dict(orient="list")}
+    if result.copy_number is not None:
+        calls = result.copy_number
+        adata.uns[key_added]["malignant_clusters"] = [str(c) for c in calls.index[calls["malignant"]]]
     return adata if copy else None
 
 
