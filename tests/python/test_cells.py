@@ -288,7 +288,7 @@ def test_refinement_margins_reach_label_cells_from_tl_and_cli(tmp_path):
 
 
 @pytest.mark.slow
-def test_cells_of_malignant_clusters_are_labelled_from_copy_number():
+def test_cells_of_malignant_clusters_are_labelled_from_copy_number(tmp_path):
     """The bundled oligodendroglioma per cell: the four tumours' cells are ``malignant cell`` (source
     ``copy number``, from the first pass's cluster means), microglia and oligodendrocytes keep their
     grounded labels; ``copy_number=False`` turns it off."""
@@ -302,3 +302,15 @@ def test_cells_of_malignant_clusters_are_labelled_from_copy_number():
         set(adata.obs["cell_type"].astype(str)[tumour]))
     off = cells.label_cells(adata, "cell_type", tissue="brain", copy_number=False, progress=False)
     assert "malignant cell" not in set(off.table["label"].astype(str)) and off.copy_number is None
+    from typer.testing import CliRunner
+
+    from cellscribe.cli import app
+
+    path = tmp_path / "oligodendroglioma.h5ad"
+    datasets.oligodendroglioma().write_h5ad(path)
+    base = ["cells", str(path), "-g", "cell_type", "--tissue", "brain", "--write", "none", "--no-resume",
+            "--no-progress"]
+    on, off = (CliRunner().invoke(app, [*base, *extra]) for extra in ([], ["--no-copy-number"]))
+    assert on.exit_code == 0 and off.exit_code == 0, (on.output, off.output)
+    assert len(json.loads(on.stdout)["malignant_clusters"]) == 4
+    assert json.loads(off.stdout)["malignant_clusters"] == []

@@ -36,6 +36,8 @@ RefineMargin = Annotated[float, typer.Option("--refine-margin", help="A cell des
 UpMargin = Annotated[float, typer.Option("--up-margin", help="A cell takes its cluster label's parent type when its "
                                          "score for the label is below its cluster's mean by more than this (z "
                                          "units; inf: never).")]
+CopyNumber = Annotated[bool, typer.Option("--copy-number/--no-copy-number", help="With --groupby, human cells: "
+                                          "label the cells of clusters with copy-number changes 'malignant cell'.")]
 
 
 @app.command("cells")
@@ -51,6 +53,7 @@ def cells_command(
     refine: Refine = True,
     refine_margin: RefineMargin = REFINE_MARGIN,
     up_margin: UpMargin = UP_MARGIN,
+    copy_number: CopyNumber = True,
     reference: Optional[Path] = typer.Option(None, "--reference", "-r", help="Labelled reference (.h5ad): also "
                                              "transfer its labels (logistic regression)."),
     label_key: Optional[str] = typer.Option(None, "--label-key", "-l", help="Label column of the reference."),
@@ -89,7 +92,7 @@ def cells_command(
         result = label_cells(data, groupby, tissue=tissue, species=species, layer=layer, use_raw=use_raw or None,
                              gene_symbols=gene_symbols, chunk_size=chunk_size, client=client, scheduler=scheduler,
                              n_workers=workers, store=store_dir, refine=refine, refine_margin=refine_margin,
-                             up_margin=up_margin, progress=progress)
+                             up_margin=up_margin, copy_number=copy_number, progress=progress)
         table = result.table
         stats = dict(result.stats)
         if reasoner_budget:
@@ -117,6 +120,8 @@ def cells_command(
     written = None if write == "none" else write_results(table, data, key=key, how=write)  # type: ignore[arg-type]
     counts = table["label"].astype(str).value_counts().head(10).to_dict()
     summary = {"cells": stats["cells"], "written": str(written or ""), "params": result.params, "stats": stats,
-               "top_labels": counts, "disagreeing_cells": int(table["disagrees"].sum())}
+               "top_labels": counts, "disagreeing_cells": int(table["disagrees"].sum()),
+               "malignant_clusters": [] if result.copy_number is None else
+               [str(c) for c in result.copy_number.index[result.copy_number["malignant"]]]}
     typer.echo(json.dumps(summary, indent=1, default=str))
     err.print(f"labelled {stats['cells']} cells at {stats['cells_per_second']} cells/s", highlight=False)
