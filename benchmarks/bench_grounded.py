@@ -12,8 +12,16 @@ Prints, per dataset and overall (mean GPTCelltype agreement, scored by :mod:`cel
   among near-ties within ``--margin`` (default 0.1; label only, as scored). With the shipped margin
   of 0 the grounded labels are the re-ranker's. ``--timing N``: seconds per cluster of the shipped
   grounded mode with explanations;
-* the expected calibration error of the re-ranker's confidence (CV) and a reliability diagram;
+* the expected calibration error (10 bins) of the confidence, the re-ranker's probability and the
+  calibrated one (the calibration fitted inside the leave-one-dataset-out loop), per dataset and per
+  tissue group, against agreement and against exact matches, with a reliability diagram; and the
+  confidence of generic choices (a subtype is also a candidate) against their agreement;
 * the published methods on the same rows.
+
+``--tissue-inference`` removes the tissue column and infers each sample's organ from its clusters
+(:func:`cellscribe.grounded.infer_tissue`, each dataset with the re-ranker trained on the others):
+how often the organ is right, and the leave-one-dataset-out agreement without a tissue and with the
+inferred one.
 
 ``--fit`` trains the shipped re-ranker on all of dev.csv (``python/cellscribe/grounded/reranker.json``).
 ``--without-cellmarker`` repeats retrieval and re-ranking with singleCellBase alone (CellMarker 2.0
@@ -29,6 +37,7 @@ import json
 import os
 import statistics
 import time
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -60,6 +69,8 @@ def main() -> None:
                     help="near-tie margin for --grounded (the shipped default is 0: the model never chooses)")
     ap.add_argument("--timing", type=int, default=0, help="clusters to time with explanations")
     ap.add_argument("--model-alone", action="store_true", help="rerun the model alone (slow)")
+    ap.add_argument("--tissue-inference", action="store_true",
+                    help="measure tissue inference on the table without its tissue column")
     ap.add_argument("--without-cellmarker", action="store_true",
                     help="knowledge from singleCellBase only (an in-memory index; nothing is saved)")
     args = ap.parse_args()
@@ -86,8 +97,10 @@ def main() -> None:
     results["oracle@5"] = 0.0
     results.loc[best5.index, "oracle@5"] = best5.to_numpy()
     probs = rr.cross_validate(full, train)
-    chosen = rr.choose(full, probs)
+    chosen = rr.choose(full, rr.cross_validate(full, train, calibrate=True))
     results["rerank (CV)"] = per_dataset(table, chosen)
+    raw_conf = pd.Series(0.0, index=range(len(table)))
+    raw_conf.loc[chosen.index] = rr.choose(full, probs)["confidence"].to_numpy()
     conf = pd.Series(0.0, index=range(len(table)))
     conf.loc[chosen.index] = chosen["confidence"].to_numpy()
     ece, bins = rr.expected_calibration_error(conf, results["rerank (CV)"])
@@ -117,7 +130,8 @@ def main() -> None:
     print("\nMean agreement (GPTCelltype score) on", Path(args.table).name,
           "(model alone: issue's measurement unless --model-alone)")
     print(summary.round(3).to_string())
-    print(f"\nECE of the re-ranker's confidence (CV, 10 bins, against agreement): {ece:.3f}")
+    calibration_tables(table, full, probs, results["rerank (CV)"], raw_conf, conf)
+    print(f"\nECE of the calibrated confidence (CV, 10 bins, against agreement): {ece:.3f}")
     print(bins.round(3).to_string(index=False))
     summary.to_csv(out / "summary.csv")
     results.assign(confidence=conf, prediction=chosen["name"].reindex(range(len(table)))).to_csv(
@@ -126,6 +140,8 @@ def main() -> None:
 
     if args.timing:
         timing(table, args.timing)
+    if args.tissue_inference:
+        tissue_inference(table, train)
     if args.fit:
         cv = float(results["rerank (CV)"].mean())
         model = rr.fit(train, info={
@@ -133,10 +149,78 @@ def main() -> None:
             "marker_lengths": [n or "all" for n in rr.TRAIN_LENGTHS], "top_k": TOP_K,
             "target": "GPTCelltype agreement of each candidate (0.5 = half positive, half negative)",
             "cv": f"leave-one-dataset-out mean agreement {cv:.4f} on full marker lists",
+            "calibration": "Platt scaling with context, fitted on the leave-one-dataset-out choices; "
+                           f"nested CV ECE {ece:.4f} (uncalibrated "
+                           f"{rr.expected_calibration_error(raw_conf, results['rerank (CV)'])[0]:.4f})",
             "date": date.today().isoformat(), "script": "benchmarks/bench_grounded.py --fit"})
+        model = replace(model, calibration=rr.fit_calibration(rr.choices(full, probs)))
         path = ROOT / "python" / "cellscribe" / "grounded" / MODEL_FILE
         model.save(path)
         print(f"\nsaved the re-ranker trained on all rows to {path}")
+
+
+def tissue_group(tissue: object) -> str:
+    """A coarse group of a benchmark tissue: blood/lymphoid, lung, another organ, or none named."""
+    from cellscribe.knowledge.anatomy import tissue_organs
+
+    organs = tissue_organs(tissue if isinstance(tissue, str) else None)
+    if not organs:
+        return "no organ named"
+    return "blood/lymphoid" if organs == {"blood"} else ("lung" if organs == {"lung"} else "other organ")
+
+
+def calibration_tables(table: pd.DataFrame, full: pd.DataFrame, probs: np.ndarray, agreement: pd.Series,
+                       raw_conf: pd.Series, conf: pd.Series) -> None:
+    """ECE per dataset and tissue group, uncalibrated and calibrated, and generic choices' confidence."""
+    from cellscribe import benchmark as rr
+
+    for name, groups in (("dataset", table["dataset"]), ("tissue group", table["tissue"].map(tissue_group))):
+        both = rr.calibration_report(raw_conf, agreement, groups).join(
+            rr.calibration_report(conf, agreement, groups)[["confidence", "ece", "ece_exact"]], rsuffix=" cal")
+        print(f"\nCalibration per {name} (CV; ece against agreement, ece_exact against agreement == 1;"
+              " 'cal': calibrated)")
+        print(both.round(3).to_string())
+    ctx = rr.choices(full, probs)  # the calibrated choice is the same: calibration keeps the order
+    generic = pd.Series(ctx["sub_candidate"].to_numpy() > 0, index=ctx["row"].to_numpy()).reindex(table.index,
+                                                                                                   fill_value=False)
+    print("\nGeneric choices (a subtype of the choice is also a candidate) vs the rest (CV):")
+    print(pd.DataFrame({"generic": generic, "agreement": agreement, "exact": agreement == 1, "uncalibrated": raw_conf,
+                        "calibrated": conf}).groupby("generic").agg(["mean"]).droplevel(1, axis=1).assign(
+        n=generic.value_counts()).round(3).to_string())
+
+
+def tissue_inference(table: pd.DataFrame, train: pd.DataFrame) -> None:
+    """Infer each (dataset, tissue) sample's organ from its clusters with the re-ranker trained on
+    the other datasets; print how often it is right and the CV agreement without and with it."""
+    from cellscribe import benchmark as rr
+    from cellscribe.grounded import infer_tissue
+    from cellscribe.knowledge.anatomy import tissue_organs
+
+    models = {ds: rr.fit(train[train["dataset"] != ds]) for ds in table["dataset"].unique()}
+    sample = table["dataset"] + " / " + table["tissue"].fillna("(none)").astype(str)
+    guesses, rows = {}, []
+    for key, part in table.groupby(sample, sort=False):
+        ds = part["dataset"].iloc[0]
+        lists = [rr.marker_genes(m) for m in part["marker"]]
+        guess = infer_tissue(lists, species=rr.species_of(lists[0]), reranker=models[ds])
+        guesses[key] = guess
+        truth = tissue_organs(part["tissue"].iloc[0] if isinstance(part["tissue"].iloc[0], str) else None)
+        rows.append({"sample": key, "n": len(part), "truth": ",".join(sorted(truth)) or "-", "inferred": guess.organ,
+                     "margin": round(guess.margin, 3), "confident": guess.confident,
+                     "right": (guess.organ in truth) if truth else None})
+    df = pd.DataFrame(rows)
+    print("\nTissue inference per sample (the table's tissue column removed):")
+    print(df.to_string(index=False))
+    known = df[df["right"].notna()]
+    for label, part in (("all guesses", known), ("confident guesses", known[known["confident"]])):
+        print(f"{label}: right for {int(part['right'].sum())} of {len(part)} samples "
+              f"({int(part.loc[part['right'].astype(bool), 'n'].sum())} of {int(part['n'].sum())} clusters)")
+    for label, tissue in (("tissue=None", lambda k: None), ("inferred tissue", lambda k: guesses[k].organ),
+                          ("inferred if confident", lambda k: guesses[k].organ if guesses[k].confident else None)):
+        cands = rr.candidate_table(table.assign(tissue=[tissue(k) for k in sample]))
+        agreement = per_dataset(table, rr.choose(cands, rr.cross_validate(cands, train)))
+        per = agreement.groupby(table["dataset"], sort=False).mean().round(3)
+        print(f"LODO mean agreement, {label}: {agreement.mean():.4f}  " + " ".join(f"{k} {v}" for k, v in per.items()))
 
 
 def without_cellmarker() -> None:

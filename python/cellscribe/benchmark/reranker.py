@@ -10,6 +10,11 @@ evidence looks for the short marker lists people type by hand (with 10 markers o
 The figure that counts for the shipped model is the leave-one-dataset-out cross-validation
 (:func:`cross_validate`): each dataset's full marker lists are scored by a model trained on the
 other datasets only (``benchmarks/bench_grounded.py`` prints it).
+
+The confidence of the choice is calibrated by :func:`fit_calibration` on out-of-dataset
+probabilities (so the calibration sees the re-ranker as it behaves on data it was not trained on);
+``cross_validate(..., calibrate=True)`` nests that inside the leave-one-dataset-out loop, and
+:func:`calibration_report` gives its ECE per group, against agreement and against exact matches.
 """
 
 from __future__ import annotations
@@ -21,13 +26,15 @@ import numpy as np
 import pandas as pd
 
 from ..evaluate import score_labels
-from ..grounded import FEATURES, TOP_K, Reranker, retrieve
+from ..grounded import CONTEXT_FEATURES, FEATURES, TOP_K, Calibration, Candidate, Reranker, context, retrieve
 from .gptcelltype import marker_genes, species_of
 
 #: Inverse regularisation strength of the logistic regression.
 C = 0.3
 #: Marker-list lengths of the training examples (``None``: the full list).
 TRAIN_LENGTHS = (None, 5, 3)
+#: Inverse regularisation strength of the calibration's logistic regression.
+CALIBRATION_C = 1.0
 
 
 def fit(candidates: pd.DataFrame, *, features: Sequence[str] = FEATURES, C: float = C,
@@ -106,18 +113,83 @@ def training_table(table: pd.DataFrame, *, k: int = TOP_K, lengths: Sequence[int
 
 
 def cross_validate(candidates: pd.DataFrame, train: pd.DataFrame | None = None, *,
-                   features: Sequence[str] = FEATURES, C: float = C) -> np.ndarray:
+                   features: Sequence[str] = FEATURES, C: float = C, calibrate: bool = False) -> np.ndarray:
     """Out-of-dataset probabilities for every candidate of ``candidates``: for each ``dataset``, a
-    model trained on the other datasets' rows of ``train`` (default: ``candidates`` itself)."""
+    model trained on the other datasets' rows of ``train`` (default: ``candidates`` itself).
+
+    With ``calibrate``, each dataset's probabilities are also calibrated as :meth:`Reranker.rerank`
+    does, by a :func:`fit_calibration` on the other datasets' out-of-dataset probabilities (a
+    leave-one-dataset-out loop inside the outer one; full marker lists only where ``train`` has a
+    ``length`` column), so the top probability of every row is its cross-validated confidence."""
     train = candidates if train is None else train
     probs = np.full(len(candidates), np.nan)
     groups = candidates["dataset"].fillna("(none)").to_numpy()
     train_groups = train["dataset"].fillna("(none)").to_numpy()
     for g in np.unique(groups):
         test = groups == g
-        model = fit(train[train_groups != g], features=features, C=C)
+        rest = train[train_groups != g]
+        model = fit(rest, features=features, C=C)
         probs[test] = model.probabilities(candidates.loc[test, list(features)].to_numpy(dtype=float))
+        if calibrate:
+            full = rest[rest["length"] == 0] if "length" in rest else rest
+            cal = fit_calibration(choices(full, cross_validate(full, rest, features=features, C=C)))
+            probs[test] = calibrated(candidates[test], probs[test], cal)
     return probs
+
+
+def choices(candidates: pd.DataFrame, probabilities: np.ndarray) -> pd.DataFrame:
+    """The most probable candidate of every row with its ``probability``, ``agreement`` (when
+    scored) and its :data:`~cellscribe.grounded.CONTEXT_FEATURES` among the row's candidates."""
+    df = candidates.assign(probability=probabilities)
+    records = []
+    for _row, g in df.groupby("row", sort=False):
+        cands = [Candidate(r.cl_id, r.name, r.hyper_all + r.hyper_tissue, tuple(str(r.evidence).split(",")),
+                           {"hyper_tissue": r.hyper_tissue, "tissue_share": r.tissue_share})
+                 for r in g.itertuples(index=False)]
+        best = int(np.argmax(g["probability"].to_numpy()))
+        records.append({**g.iloc[best].to_dict(), **context(cands[best], cands)})
+    return pd.DataFrame.from_records(records)
+
+
+def fit_calibration(chosen: pd.DataFrame, *, C: float = CALIBRATION_C) -> Calibration:
+    """Fit the confidence calibration on :func:`choices` made with out-of-dataset probabilities
+    (soft targets: each choice counts as a positive weighted by its agreement, a negative by the rest)."""
+    from sklearn.linear_model import LogisticRegression  # scikit-learn loads slowly: only when fitting
+
+    p = np.clip(chosen["probability"].to_numpy(dtype=float), 1e-6, 1 - 1e-6)
+    X = np.column_stack([np.log(p / (1 - p)), chosen[list(CONTEXT_FEATURES)].to_numpy(dtype=float)])
+    y = chosen["agreement"].to_numpy(dtype=float)
+    mean, scale = X.mean(axis=0), X.std(axis=0)
+    scale[scale == 0] = 1.0
+    Z = (X - mean) / scale
+    w = np.r_[y, 1.0 - y]
+    keep = w > 0
+    model = LogisticRegression(C=C, max_iter=2000)
+    model.fit(np.vstack([Z, Z])[keep], np.r_[np.ones(len(y)), np.zeros(len(y))][keep], sample_weight=w[keep])
+    return Calibration(("logit", *CONTEXT_FEATURES), mean, scale, model.coef_[0].copy(), float(model.intercept_[0]))
+
+
+def calibrated(candidates: pd.DataFrame, probabilities: np.ndarray, calibration: Calibration) -> np.ndarray:
+    """``probabilities`` of every candidate scaled per row, as :meth:`Reranker.rerank` does, so that
+    each row's top one is its calibrated confidence."""
+    chosen = choices(candidates, probabilities)
+    conf = calibration.confidence(chosen["probability"].to_numpy(), chosen[list(CONTEXT_FEATURES)].to_numpy())
+    factor = pd.Series(conf / np.maximum(chosen["probability"].to_numpy(), 1e-12), index=chosen["row"].to_numpy())
+    return np.asarray(probabilities) * factor.loc[candidates["row"].to_numpy()].to_numpy()
+
+
+def calibration_report(confidence: Sequence[float], agreement: Sequence[float], groups: Sequence[str], *,
+                       bins: int = 10) -> pd.DataFrame:
+    """Calibration per group and overall (``"all"``): ``n``, mean ``confidence`` and ``agreement``,
+    the ECE against agreement (``ece``) and against exact matches, agreement 1 (``ece_exact``)."""
+    df = pd.DataFrame({"c": np.asarray(confidence, dtype=float), "a": np.asarray(agreement, dtype=float),
+                       "g": list(groups)})
+    rows = {}
+    for name, part in [("all", df), *df.groupby("g", sort=False)]:
+        rows[name] = {"n": len(part), "confidence": part["c"].mean(), "agreement": part["a"].mean(),
+                      "ece": expected_calibration_error(part["c"], part["a"], bins=bins)[0],
+                      "ece_exact": expected_calibration_error(part["c"], part["a"] == 1, bins=bins)[0]}
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def expected_calibration_error(confidence: Sequence[float], outcome: Sequence[float], *, bins: int = 10

@@ -4,7 +4,10 @@
   singleCellBase (species- and tissue-aware hypergeometric enrichment and related features; no
   language model).
 * :func:`candidates`: the same, re-ranked by the shipped learned model (:func:`default_reranker`),
-  each with ``probability``; :func:`near_ties`: the candidates a model may choose among.
+  each with ``probability`` (the top one's is the calibrated confidence of choosing it,
+  :class:`Calibration`, :func:`context`); :func:`near_ties`: the candidates a model may choose among.
+* :func:`infer_tissue`: the organ a sample's clusters most likely come from, when no tissue is
+  given (a :class:`TissueGuess` to show: ``"tissue inferred: brain (...)"``).
 
 The grounded annotation mode (``cellscribe.annotate(..., mode="grounded")``, the default) is
 :mod:`cellscribe.engine.modes.grounded`; fitting and cross-validating the re-ranker is
@@ -12,10 +15,25 @@ The grounded annotation mode (``cellscribe.annotate(..., mode="grounded")``, the
 """
 
 from ._index import canonical_symbols, get_index
-from ._rerank import MARGIN, MAX_CHOICES, MODEL_FILE, TOP_K, UNMAPPED, Reranker, candidates, default_reranker, near_ties
+from ._rerank import (
+    CONTEXT_FEATURES,
+    MARGIN,
+    MAX_CHOICES,
+    MODEL_FILE,
+    TOP_K,
+    UNMAPPED,
+    Calibration,
+    Reranker,
+    candidates,
+    context,
+    default_reranker,
+    near_ties,
+)
 from ._retrieval import FEATURES, Candidate, retrieve, tissue_matches
+from ._tissue import TissueGuess, infer_tissue
 
 __all__ = [
-    "FEATURES", "MARGIN", "MAX_CHOICES", "MODEL_FILE", "TOP_K", "UNMAPPED", "Candidate", "Reranker", "candidates",
-    "canonical_symbols", "default_reranker", "get_index", "near_ties", "retrieve", "tissue_matches",
+    "CONTEXT_FEATURES", "FEATURES", "MARGIN", "MAX_CHOICES", "MODEL_FILE", "TOP_K", "UNMAPPED", "Calibration",
+    "Candidate", "Reranker", "TissueGuess", "candidates", "canonical_symbols", "context", "default_reranker",
+    "get_index", "infer_tissue", "near_ties", "retrieve", "tissue_matches",
 ]

@@ -2,10 +2,15 @@
 
 The model is a logistic regression over the candidate features of
 :data:`~cellscribe.grounded.FEATURES` (standardised); its probability estimates how much
-GPTCelltype agreement a candidate earns; the chosen type is the candidate with the highest
-probability, and that probability is its confidence. How it is trained and cross-validated (by
-dataset) is :mod:`cellscribe.benchmark.reranker`; the shipped model (``reranker.json`` beside this
-module) was trained on every row of ``dev.csv`` by ``benchmarks/bench_grounded.py --fit``.
+GPTCelltype agreement a candidate earns, and the chosen type is the candidate with the highest
+probability. The confidence of that choice is then calibrated (:class:`Calibration`, fitted on
+out-of-dataset probabilities) from the probability and the choice's context
+(:data:`CONTEXT_FEATURES`, :func:`context`): it falls when the choice is generic although a
+subtype among the candidates has support of its own, and when the tissue's records do not back
+it. The row's probabilities are scaled so that the top one is the calibrated confidence (the order
+and the ratios between candidates stay the re-ranker's). How both are trained and cross-validated
+(by dataset) is :mod:`cellscribe.benchmark.reranker`; the shipped model (``reranker.json`` beside
+this module) was trained on every row of ``dev.csv`` by ``benchmarks/bench_grounded.py --fit``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..knowledge import ontology
 from ._retrieval import Candidate, retrieve
 
 #: Candidates per cluster the re-ranker chooses from.
@@ -33,11 +39,61 @@ MARGIN = 0.0
 MAX_CHOICES = 3
 #: The label of a cluster none of whose markers the databases know.
 UNMAPPED = "unmapped"
+#: What the calibration reads besides the re-ranker's log-odds (:func:`context`).
+CONTEXT_FEATURES = ("sub_candidate", "sub_candidate_ratio", "sub_extra_evidence", "hyper_tissue", "tissue_share")
+
+
+def context(chosen: Candidate, ranked: Sequence[Candidate]) -> dict[str, float]:
+    """The context of a choice among candidates, by :data:`CONTEXT_FEATURES`: whether a subtype
+    (Cell Ontology descendant) of the choice is also a candidate (``sub_candidate``), the best such
+    subtype's retrieval score relative to the choice's (``sub_candidate_ratio``), the most evidence
+    genes a subtype has that the choice lacks (``sub_extra_evidence``), and the choice's own tissue
+    features (``hyper_tissue``, ``tissue_share``; 0 without a tissue)."""
+    cl = ontology.get()
+    subs = [c for c in ranked if c.cl_id != chosen.cl_id and chosen.cl_id in cl.ancestors(c.cl_id)]
+    own = set(chosen.evidence)
+    return {
+        "sub_candidate": float(bool(subs)),
+        "sub_candidate_ratio": max((c.score / max(chosen.score, 1e-6) for c in subs), default=0.0),
+        "sub_extra_evidence": float(max((len(set(c.evidence) - own) for c in subs), default=0)),
+        "hyper_tissue": chosen.features.get("hyper_tissue", 0.0),
+        "tissue_share": chosen.features.get("tissue_share", 0.0),
+    }
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Platt scaling with context: the confidence of a choice is
+    ``sigmoid(a * logit(p) + coef . standardised(context) + intercept)`` (``a`` is ``coef[0]``;
+    the first entry of ``features`` is ``"logit"``)."""
+
+    features: tuple[str, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+
+    def confidence(self, probability: np.ndarray, ctx: np.ndarray) -> np.ndarray:
+        """Calibrated confidences of choices with re-ranker ``probability`` (n,) and context (n, m)."""
+        p = np.clip(np.asarray(probability, dtype=float), 1e-6, 1 - 1e-6)
+        X = np.column_stack([np.log(p / (1 - p)), np.asarray(ctx, dtype=float).reshape(len(p), -1)])
+        z = ((X - self.mean) / self.scale) @ self.coef + self.intercept
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"features": list(self.features), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
+                "coef": self.coef.tolist(), "intercept": self.intercept}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Calibration:
+        return cls(tuple(data["features"]), np.array(data["mean"]), np.array(data["scale"]),
+                   np.array(data["coef"]), float(data["intercept"]))
 
 
 @dataclass(frozen=True)
 class Reranker:
-    """A fitted re-ranker: standardisation and logistic-regression weights per feature."""
+    """A fitted re-ranker: standardisation and logistic-regression weights per feature, and the
+    calibration of its choice's confidence (``None``: the probability is the confidence)."""
 
     features: tuple[str, ...]
     mean: np.ndarray
@@ -45,28 +101,43 @@ class Reranker:
     coef: np.ndarray
     intercept: float
     info: dict[str, Any]
+    calibration: Calibration | None = None
 
     def probabilities(self, X: np.ndarray) -> np.ndarray:
+        """The re-ranker's (uncalibrated) probability of each row of features ``X``."""
         z = ((X - self.mean) / self.scale) @ self.coef + self.intercept
         return 1.0 / (1.0 + np.exp(-z))
 
     def rerank(self, candidates: Sequence[Candidate]) -> list[Candidate]:
-        """The candidates with ``probability`` set, most probable first."""
+        """The candidates with ``probability`` set, most probable first; with a calibration, every
+        probability is scaled so that the first is the calibrated confidence of choosing it."""
         if not candidates:
             return []
         X = np.array([[c.features[f] for f in self.features] for c in candidates], dtype=float)
         probs = self.probabilities(X)
-        out = [replace(c, probability=float(p)) for c, p in zip(candidates, probs, strict=True)]
-        return sorted(out, key=lambda c: -(c.probability or 0.0))
+        out = sorted((replace(c, probability=float(p)) for c, p in zip(candidates, probs, strict=True)),
+                     key=lambda c: -(c.probability or 0.0))
+        if self.calibration is None:
+            return out
+        top = out[0].probability or 0.0
+        ctx = context(out[0], out)
+        conf = float(self.calibration.confidence(np.array([top]), np.array([[ctx[f] for f in CONTEXT_FEATURES]]))[0])
+        factor = conf / top if top > 0 else 0.0
+        return [replace(c, probability=(c.probability or 0.0) * factor) for c in out]
 
     def to_json(self) -> dict[str, Any]:
-        return {"features": list(self.features), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
-                "coef": self.coef.tolist(), "intercept": self.intercept, "info": self.info}
+        out = {"features": list(self.features), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
+               "coef": self.coef.tolist(), "intercept": self.intercept, "info": self.info}
+        if self.calibration is not None:
+            out["calibration"] = self.calibration.to_json()
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Reranker:
+        cal = data.get("calibration")
         return cls(tuple(data["features"]), np.array(data["mean"]), np.array(data["scale"]),
-                   np.array(data["coef"]), float(data["intercept"]), dict(data.get("info", {})))
+                   np.array(data["coef"]), float(data["intercept"]), dict(data.get("info", {})),
+                   Calibration.from_json(cal) if cal else None)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_json(), indent=1) + "\n")

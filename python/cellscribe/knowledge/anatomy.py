@@ -16,7 +16,8 @@ retrieval (:mod:`cellscribe.grounded`):
   :data:`ANATOMY_WORDS` lists those words with ``(organ, region)``; :func:`term_anatomy` gives a
   term's set (from its own name, else from its nearest ancestors' names: ``"sst GABAergic
   interneuron"`` is a ``cortical interneuron``), :func:`tissue_anatomy` normalises a given tissue
-  (``"Motor Cortex"``, ``"brain (cortex)"``, ``"PBMC"``) with the same table, and
+  (``"Motor Cortex"``, ``"brain (cortex)"``, ``"PBMC"``) with the same table (:func:`tissue_organs`: its
+  organs only), and
   :func:`contradicts` says whether a term's
   anatomy rules it out for the tissue: it names organs and none of them is the tissue's, or it
   names a region of the tissue's organ and the tissue names another region of it. Terms that
@@ -226,6 +227,12 @@ def tissue_anatomy(tissue: str | None) -> Anatomy:
     # "brain (cortex)": a region of an organ also named -> keep the region only
     regions = {o for o, r in found if r}
     return frozenset(organs | {(o, r) for o, r in found if r or o not in regions})
+
+
+def tissue_organs(tissue: str | None) -> frozenset[str]:
+    """The organs a tissue name names (:func:`tissue_anatomy` without regions): ``"Peripheral blood"``
+    -> ``{"blood"}``, ``"Lung"`` -> ``{"lung"}``, ``"Embryo"`` -> empty."""
+    return frozenset(o for o, _ in tissue_anatomy(tissue))
 
 
 def contradicts(cl_id: str, tissue: str | None) -> bool:
