@@ -73,6 +73,10 @@ ANATOMY_WORDS: dict[str, tuple[str, str]] = {
     "spinal cord": ("brain", "spinal cord"), "central nervous system": ("brain", ""), "cns": ("brain", ""),
     "forebrain": ("brain", ""), "ganglionic eminence": ("brain", ""),
     "von economo": ("brain", "cortex"), "myenteric": ("intestine", ""), "enteric": ("intestine", ""),
+    # glia of the central nervous system (the Cell Ontology names no organ for them)
+    "astrocyte": ("brain", ""), "oligodendrocyte": ("brain", ""), "ependymal": ("brain", ""),
+    "tanycyte": ("brain", "hypothalamus"), "bergmann glial": ("brain", "cerebellum"),
+    "choroid plexus": ("brain", ""),
     # sense organs
     "cochlear": ("ear", "cochlea"), "cochlea": ("ear", "cochlea"), "vestibular": ("ear", ""),
     "inner ear": ("ear", ""), "hair cell": ("ear", ""), "olfactory": ("nose", ""),
