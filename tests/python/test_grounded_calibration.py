@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cellscribe import annotate
 from cellscribe.benchmark import calibrated, choices, fit_calibration
 from cellscribe.grounded import (
     CONTEXT_FEATURES,
@@ -150,3 +151,15 @@ def test_infer_tissue_from_a_samples_clusters():
     assert infer_tissue(blood, species="human").organ == "blood"
     nothing = infer_tissue([["NOTAGENE1", "NOTAGENE2"]], species="human")
     assert nothing.organ is None and not nothing.confident and "not inferred" in str(nothing)
+
+
+def test_annotate_says_the_inferred_tissue_only_without_one():
+    """Without a tissue, annotate() records the organ the markers point to (labels only, no model);
+    with one, it records none."""
+    markers = pd.DataFrame({"cluster": ["0"] * 4 + ["1"] * 4 + ["2"] * 3,
+                            "gene": ["SNAP25", "SLC17A7", "SATB2", "NRGN", "MBP", "PLP1", "MOG", "MOBP",
+                                     "GFAP", "AQP4", "SLC1A2"]})
+    df = annotate(markers, explain=False, cache=False)
+    assert df.attrs["provenance"]["tissue_inferred"].startswith("tissue inferred: brain")
+    given = annotate(markers, tissue="brain", explain=False, cache=False)
+    assert "tissue_inferred" not in given.attrs["provenance"]

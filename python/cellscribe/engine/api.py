@@ -14,8 +14,10 @@ import pandas as pd
 from .. import prompts, results
 from ..config import settings
 from ..errors import AnnotationError
+from ..grounded import infer_tissue
 from ..llm import Backend, get_backend
 from ..markers import DEFAULT_TOP_N, read_markers
+from ..progress import say
 from .modes import STRATEGIES, ModeOptions
 from .options import DEFAULT_MODE, checked, default_max_tokens, uses_model
 from .runner import Run, Unit, run
@@ -70,7 +72,9 @@ def annotate(
     -------
     One row per cluster with the mode's columns of :mod:`cellscribe.results` (list columns as
     lists); ``df.attrs["provenance"]`` (version, backend, model, digest, prompt hash, parameters,
-    time) and ``df.attrs["stats"]`` (model calls, cache hits, failures).
+    time; without a tissue, ``tissue_inferred``: the organ the clusters' markers point to, shown
+    and not used, see :func:`cellscribe.grounded.infer_tissue`) and ``df.attrs["stats"]`` (model
+    calls, cache hits, failures).
     """
     web_search = backend_options.pop("web_search", None)
     tissue, mode, explain, system = checked(
@@ -87,7 +91,12 @@ def annotate(
               backend=get_backend(backend, model=model, **backend_options) if uses_model(mode, explain) else None,
               sampling=Sampling(temperature, seed, max_tokens, max_format_retries),
               progress=settings.progress if progress is None else progress)
-    return result_table(out, units, mode, dropped=table.dropped, on_error=on_error)
+    df = result_table(out, units, mode, dropped=table.dropped, on_error=on_error)
+    if tissue is None and mode != "llm" and len(units) > 1:  # say which organ the markers point to
+        guess = infer_tissue([u.genes for u in units], species=table.species)
+        say(str(guess))
+        df.attrs["provenance"]["tissue_inferred"] = str(guess)
+    return df
 
 
 def result_table(out: Run, units: list[Unit], mode: str, *, dropped: dict[str, str] | None = None,

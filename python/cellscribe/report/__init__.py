@@ -110,7 +110,8 @@ def write_report(
     if prov:
         summary += ((f" by {prov['model']} ({prov.get('backend')})" if prov.get("model")
                      else " from marker databases (no model)")
-                    + (f", tissue {prov['parameters']['tissue']}" if prov.get("parameters", {}).get("tissue") else ""))
+                    + (f", tissue {prov['parameters']['tissue']}" if prov.get("parameters", {}).get("tissue") else "")
+                    + (f"; no tissue given, {prov['tissue_inferred']}" if prov.get("tissue_inferred") else ""))
     footer = " · ".join(f"{k}: {prov[k]}" for k in ("cellscribe_version", "digest", "prompt_hash", "created")
                         if prov.get(k))
     path.parent.mkdir(parents=True, exist_ok=True)
