@@ -224,3 +224,17 @@ def test_error_line_keeps_brackets_and_is_not_wrapped(tmp_path, capsys, monkeypa
     err = capsys.readouterr().err
     assert "`pip install cellscribe[interop]`" in err
     assert err.startswith("Error:") and err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_run_oligodendroglioma_calls_the_tumour_clusters_malignant(tmp_path):
+    """`cellscribe run oligodendroglioma` (labels only): the tumour's Leiden clusters are 'malignant cell'
+    from their copy number, and --no-copy-number leaves them to the markers."""
+    for extra, out in (([], tmp_path / "on"), (["--no-copy-number"], tmp_path / "off")):
+        proc = cli("run", "oligodendroglioma", "--tissue", "brain", "--no-explain", "--out", str(out), *extra)
+        assert proc.returncode == 0, proc.stderr
+    on = pd.read_csv(tmp_path / "on" / "annotations.csv")
+    off = pd.read_csv(tmp_path / "off" / "annotations.csv")
+    assert (on["label"] == "malignant cell").sum() >= 4
+    assert set(on.loc[on["label"] == "malignant cell", "chosen_by"]) == {"copy number"}
+    assert "malignant cell" not in set(off["label"])

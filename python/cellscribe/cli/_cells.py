@@ -22,7 +22,7 @@ from ..errors import InputError
 from ..io import read
 from ..tl import refine_with_reasoner
 from ._app import app, err
-from ._options import Backend, Model, Species, Tissue
+from ._options import Backend, CopyNumber, Model, Species, Tissue
 
 Scheduler = typer.Option("threads", "--scheduler", help=f"Local Dask scheduler: {', '.join(SCHEDULERS)}.")
 Address = typer.Option(None, "--address", help="Address of a running dask.distributed scheduler "
@@ -36,9 +36,6 @@ RefineMargin = Annotated[float, typer.Option("--refine-margin", help="A cell des
 UpMargin = Annotated[float, typer.Option("--up-margin", help="A cell takes its cluster label's parent type when its "
                                          "score for the label is below its cluster's mean by more than this (z "
                                          "units; inf: never).")]
-CopyNumber = Annotated[bool, typer.Option("--copy-number/--no-copy-number", help="With --groupby, human cells: "
-                                          "label the cells of clusters with copy-number changes 'malignant cell'.")]
-
 
 @app.command("cells")
 def cells_command(

@@ -57,6 +57,9 @@ def explain_value(explain: bool, explain_from: str) -> bool | str:
     return "knowledge" if explain and explain_from == "knowledge" else explain
 TopN = Annotated[Optional[int], typer.Option("--top-n", help="Marker genes per cluster sent to the model.")]
 Tissue = Annotated[Optional[str], typer.Option("--tissue", "-t", help="Tissue, e.g. PBMC.")]
+CopyNumber = Annotated[bool, typer.Option("--copy-number/--no-copy-number", help="Human data with clusters: label "
+                                          "the clusters with copy-number changes inferred from their expression "
+                                          "(against the PTPRC-expressing clusters) 'malignant cell'.")]
 Species = Annotated[str, typer.Option("--species", help="human or mouse.")]
 SystemPrompt = Annotated[Optional[Path], typer.Option("--system-prompt", help="File with a system prompt to use "
                                                       "instead.")]

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from .. import pipeline
+from .. import datasets, pipeline
 from ..engine import DEFAULT_MODE
 from ..llm import DEFAULT_API_KEY_ENV, DEFAULT_TIMEOUT_S
 from ..markers import DEFAULT_TOP_N
@@ -20,6 +20,7 @@ from ._options import (
     BaseUrl,
     Cache,
     Concurrency,
+    CopyNumber,
     Explain,
     ExplainFrom,
     Host,
@@ -46,7 +47,7 @@ class QC(str, Enum):
 @app.command("run")
 def run_command(
     data: str = typer.Argument(..., help="An .h5ad, 10x .h5, 10x matrix.mtx folder or .rds file; or a bundled "
-                               "dataset: pbmc68k_reduced, wu2020, oligodendroglioma."),
+                               f"dataset: {', '.join(datasets.REGISTRY)}."),
     tissue: Tissue = None,
     species: Species = "human",
     backend: Backend = "auto",
@@ -61,6 +62,7 @@ def run_command(
     explain: Explain = True,
     explain_from: ExplainFrom = "model",
     mode: Mode = DEFAULT_MODE,
+    copy_number: CopyNumber = True,
     truth: Optional[str] = typer.Option(None, help="obs column with expert labels, shown beside each cluster."),
     out: Path = typer.Option(Path("cellscribe_output"), "--out", "-o", help="Folder for the outputs."),
     seed: int = typer.Option(0, help="Seed of PCA, neighbours, Leiden, UMAP and sampling."),
@@ -82,7 +84,7 @@ def run_command(
         result = pipeline.run(data, tissue=tissue, species=species, qc=qc.value if qc else None, max_pct_mt=max_mito,
                               resolution=resolution, n_top_genes=n_top_genes, backend=backend, model=model,
                               explain=explain_value(explain, explain_from), top_n=top_n, mode=mode, truth=truth,
-                              out=out, random_state=seed,
+                              out=out, random_state=seed, copy_number=copy_number,
                               seed=seed, cache=cache, **given(concurrency=concurrency, temperature=temperature),
                               **backend_options(backend, host=host, base_url=base_url, api_key_env=api_key_env,
                                                 timeout=timeout))
