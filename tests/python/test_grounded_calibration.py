@@ -154,12 +154,19 @@ def test_infer_tissue_from_a_samples_clusters():
 
 
 def test_annotate_says_the_inferred_tissue_only_without_one():
-    """Without a tissue, annotate() records the organ the markers point to (labels only, no model);
-    with one, it records none."""
+    """Without a tissue, annotate() records the organ the markers point to and, being confident, uses
+    it as the tissue (the same labels and parameters as with tissue="brain"); with a tissue, it
+    infers none."""
     markers = pd.DataFrame({"cluster": ["0"] * 4 + ["1"] * 4 + ["2"] * 3,
                             "gene": ["SNAP25", "SLC17A7", "SATB2", "NRGN", "MBP", "PLP1", "MOG", "MOBP",
                                      "GFAP", "AQP4", "SLC1A2"]})
     df = annotate(markers, explain=False, cache=False)
     assert df.attrs["provenance"]["tissue_inferred"].startswith("tissue inferred: brain")
+    assert df.attrs["provenance"]["tissue_inferred"].endswith("(used)")
     given = annotate(markers, tissue="brain", explain=False, cache=False)
     assert "tissue_inferred" not in given.attrs["provenance"]
+    assert df["label"].tolist() == given["label"].tolist()
+    stroma = pd.DataFrame({"cluster": ["0"] * 3 + ["1"] * 3, "gene": ["COL1A1", "DCN", "LUM", "PECAM1", "VWF", "CDH5"]})
+    unsure = annotate(stroma, explain=False, cache=False)  # fibroblasts and endothelial cells: any organ
+    assert unsure.attrs["provenance"]["tissue_inferred"].endswith("(not used)")
+    assert unsure.attrs["provenance"]["parameters"]["tissue"] is None

@@ -41,6 +41,8 @@ def annotate(
         AnnData with ``rank_genes_groups``, a ``{cluster: [genes]}`` mapping, or a file path.
     tissue, species, top_n
         Context for the answer (``species`` also checks gene-symbol style); markers per cluster used.
+        Without a tissue (grounded and agentic modes, two or more clusters), the organ the clusters'
+        markers point to is inferred and, when the guess is confident, used as the tissue.
     backend, model, **backend_options
         ``"auto"`` (Ollama when reachable, else the embedded model), ``"llamacpp"``, ``"ollama"``,
         ``"openai"``, ``"transformers"`` or a :class:`~cellscribe.llm.Backend`; the model as that
@@ -72,30 +74,33 @@ def annotate(
     -------
     One row per cluster with the mode's columns of :mod:`cellscribe.results` (list columns as
     lists); ``df.attrs["provenance"]`` (version, backend, model, digest, prompt hash, parameters,
-    time; without a tissue, ``tissue_inferred``: the organ the clusters' markers point to, shown
-    and not used, see :func:`cellscribe.grounded.infer_tissue`) and ``df.attrs["stats"]`` (model
-    calls, cache hits, failures).
+    time; without a tissue, ``tissue_inferred``: the organ the clusters' markers point to, see
+    :func:`cellscribe.grounded.infer_tissue`, used as the tissue when the guess is confident) and
+    ``df.attrs["stats"]`` (model calls, cache hits, failures).
     """
     web_search = backend_options.pop("web_search", None)
     tissue, mode, explain, system = checked(
         tissue=tissue, mode=mode, explain=explain, style=style, template=template, system_prompt=system_prompt,
         backend=backend, model=model, concurrency=concurrency, on_error=on_error, web_search=web_search)
     table = read_markers(markers, species=species, top_n=top_n)
+    units = [Unit(cluster, list(genes)) for cluster, genes in table.genes.items()]
+    guess = None
+    if tissue is None and mode != "llm" and len(units) > 1:  # the organ the markers point to
+        guess = infer_tissue([u.genes for u in units], species=table.species)
+        say(str(guess) + (": used for the candidates" if guess.confident else ""))
+        tissue = guess.organ if guess.confident else None
     strategy = STRATEGIES[mode](ModeOptions(tissue=tissue, species=table.species, explain=explain, system=system,
                                             style=style, template=template, web_search=web_search))
     max_tokens = max_tokens or default_max_tokens(mode, style, explain)
     params = {"temperature": temperature, "seed": seed, "max_tokens": max_tokens, "top_n": top_n, "explain": explain,
               **({"style": style} if mode == "llm" else {}), "tissue": tissue, "species": species, "mode": mode}
-    units = [Unit(cluster, list(genes)) for cluster, genes in table.genes.items()]
     out = run(strategy, units, parameters=params, cache=cache, concurrency=concurrency,
               backend=get_backend(backend, model=model, **backend_options) if uses_model(mode, explain) else None,
               sampling=Sampling(temperature, seed, max_tokens, max_format_retries),
               progress=settings.progress if progress is None else progress)
     df = result_table(out, units, mode, dropped=table.dropped, on_error=on_error)
-    if tissue is None and mode != "llm" and len(units) > 1:  # say which organ the markers point to
-        guess = infer_tissue([u.genes for u in units], species=table.species)
-        say(str(guess))
-        df.attrs["provenance"]["tissue_inferred"] = str(guess)
+    if guess is not None:
+        df.attrs["provenance"]["tissue_inferred"] = str(guess) + (" (used)" if guess.confident else " (not used)")
     return df
 
 

@@ -7,12 +7,14 @@ do not count). An organ's score is the mean over clusters of the log-lift of the
 share over the databases' background share (smoothed by :data:`SMOOTHING`), so that cells found
 everywhere (T cells, fibroblasts) say little and organ-specific cells say much.
 
-The guess is for showing, not for retrieval: on the GPTCelltype development table with its tissue
-column removed (``benchmarks/bench_grounded.py --tissue-inference``, each dataset with the re-ranker
-trained on the others), the organ was right for 28 of 51 samples (249 of 377 clusters; 16 of the 23
-confident guesses), and re-ranking with the inferred organ as the tissue did not beat re-ranking
-without one (leave-one-dataset-out 0.596 with every guess, 0.600 with the confident ones, 0.600
-with none): a wrong organ removes the right types as implausible. :data:`TOP` and
+:func:`cellscribe.annotate` uses a confident guess (:attr:`TissueGuess.confident`) as the tissue
+when none is given. On the GPTCelltype development table with its tissue column removed
+(``benchmarks/bench_grounded.py --tissue-inference``, each dataset with the re-ranker trained on the
+others), the organ was right for 28 of 51 samples (249 of 377 clusters; 16 of the 23 confident
+guesses); re-ranking with the confident guesses as the tissue scored as re-ranking without one
+(leave-one-dataset-out 0.600 and 0.600; with every guess 0.596: a wrong organ removes the right types
+as implausible), and on the bundled pancreas and oligodendroglioma, where the guess is confident and
+right, it scored as well as the true tissue (README). :data:`TOP` and
 :data:`SMOOTHING` were chosen on that table among 3 or 5 and 0.02 to 0.2 (organ accuracy, not
 cross-validated).
 """
