@@ -36,11 +36,13 @@ import anndata as ad
 import infercnvpy
 import numpy as np
 import pandas as pd
+import scanpy as sc
 import scipy.sparse as sp
 
 from .answers import render_markdown
-from .case import low_information
+from .case import join, low_information
 from .engine.explanation import KNOWLEDGE
+from .io import matrix_kind
 from .knowledge import genes
 from .knowledge.labels import MALIGNANT_CELL
 
@@ -251,9 +253,9 @@ def malignant_row(row: dict, call: pd.Series | dict) -> dict:
 def _change_bullet(call: pd.Series | dict) -> str:
     arms = []
     if call["losses"]:
-        arms.append("losses of " + _join(list(call["losses"])))
+        arms.append("losses of " + join(list(call["losses"])))
     if call["gains"]:
-        arms.append("gains of " + _join(list(call["gains"])))
+        arms.append("gains of " + join(list(call["gains"])))
     return (f"Expression along the chromosomes shows whole-arm copy-number changes: {' and '.join(arms)} "
             f"(median change of the arm's genes {ARM_CHANGE} or more); normal cells do not carry them.")
 
@@ -261,10 +263,10 @@ def _change_bullet(call: pd.Series | dict) -> str:
 def _lineage_bullet(resembles: str | None, evidence: list[str], markers: list[str]) -> str:
     share, classes = low_information(markers)
     if share >= 0.5:
-        return (f"Its top markers are mostly {_join(classes[:2])} genes, which name no lineage, so the "
+        return (f"Its top markers are mostly {join(classes[:2])} genes, which name no lineage, so the "
                 f"normal type these cells came from is not clear from the markers.")
     if resembles and evidence:
-        return (f"Its markers ({_join(evidence[:3])}) resemble those of the {resembles}, the likeliest "
+        return (f"Its markers ({join(evidence[:3])}) resemble those of the {resembles}, the likeliest "
                 f"lineage of the tumour cells, but the copy-number changes say they are not normal {resembles}s.")
     return "Its markers match no normal type well, as expected of tumour cells."
 
@@ -290,24 +292,20 @@ def _case(call: pd.Series | dict, markers_label: str | None, resembles: str | No
     return "\n".join(lines)
 
 
-def _join(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
 def _log_expression(adata: ad.AnnData, gene_symbols: str | None) -> tuple[sp.csr_matrix | None, list[str]]:
-    """The cells' log-normalised expression (sparse) and the genes' symbols, or ``None`` when scaled."""
+    """The cells' log-normalised expression (sparse) and the genes' symbols, or ``None`` when scaled
+    (what the matrix holds: :func:`cellscribe.io.matrix_kind`)."""
     source = adata.raw if adata.raw is not None else adata
     var = source.var
     names = [str(v) for v in (var[gene_symbols] if gene_symbols and gene_symbols in var else var.index)]
-    matrix = sp.csr_matrix(source.X, dtype=np.float32)
-    if matrix.nnz and matrix.data.min() < 0:
+    kind = matrix_kind(source.X)
+    if kind == "scaled":
         return None, names
-    if matrix.nnz and matrix.data.max() > 50:  # counts or TPM, not log: normalised and logged as scanpy does
-        totals = np.asarray(matrix.sum(axis=1)).ravel()
-        totals[totals == 0] = 1.0
-        matrix = sp.diags(1e4 / totals) @ matrix
-        matrix.data = np.log1p(matrix.data)
-    return matrix.tocsr(), names
+    cells = ad.AnnData(sp.csr_matrix(source.X, dtype=np.float32))
+    if kind in ("counts", "unnormalised"):  # counts or TPM: normalised and logged as scanpy does
+        sc.pp.normalize_total(cells, target_sum=1e4)
+        sc.pp.log1p(cells)
+    return sp.csr_matrix(cells.X), names
 
 
 def _own_places(adata: ad.AnnData, names: list[str]) -> pd.DataFrame | None:

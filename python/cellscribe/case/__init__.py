@@ -9,7 +9,7 @@
   bullet that fails its check, and ``explain="knowledge"``); :func:`case_markdown`: the case file.
 """
 
-from ._build import CONFIDENCE_FACTOR, Case, Evidence, Rival, build_case, case_for_label, supported
+from ._build import CONFIDENCE_FACTOR, Case, Evidence, Rival, build_case, case_for_label, join, supported
 from ._check import SERIOUS_FLAGS, Violation, bullet_problems, check_bullets, mentions, named_genes
 from ._genesets import gene_class, low_information
 from ._render import ROLE_TEXT, ROLES, case_markdown, first_sentence, render_bullets
@@ -17,6 +17,6 @@ from ._render import ROLE_TEXT, ROLES, case_markdown, first_sentence, render_bul
 __all__ = [
     "CONFIDENCE_FACTOR", "ROLE_TEXT", "ROLES", "SERIOUS_FLAGS", "Case", "Evidence", "Rival", "Violation", "build_case",
     "case_for_label",
-    "bullet_problems", "case_markdown", "check_bullets", "first_sentence", "gene_class", "low_information",
+    "bullet_problems", "case_markdown", "check_bullets", "first_sentence", "gene_class", "join", "low_information",
     "mentions", "named_genes", "render_bullets", "supported",
 ]
