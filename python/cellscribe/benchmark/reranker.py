@@ -40,22 +40,26 @@ CALIBRATION_C = 1.0
 def fit(candidates: pd.DataFrame, *, features: Sequence[str] = FEATURES, C: float = C,
         info: dict[str, Any] | None = None) -> Reranker:
     """Fit a re-ranker on a :func:`candidate_table` (needs its ``agreement`` column)."""
+    y = candidates["agreement"].to_numpy(dtype=float)
+    mean, scale, coef, intercept = _soft_logistic(candidates[list(features)].to_numpy(dtype=float), y, C)
+    return Reranker(tuple(features), mean, scale, coef, intercept,
+                    dict(info or {}, C=C, n_examples=int(len(y)), n_clusters=int(candidates["row"].nunique())))
+
+
+def _soft_logistic(X: np.ndarray, y: np.ndarray, C: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """A logistic regression on standardised ``X`` with soft targets ``y`` in [0, 1]: each example twice,
+    as a positive weighted by ``y`` and a negative by ``1 - y``. Returns the standardisation (mean,
+    scale), the weights and the intercept."""
     from sklearn.linear_model import LogisticRegression  # scikit-learn loads slowly: only when fitting
 
-    X = candidates[list(features)].to_numpy(dtype=float)
-    y = candidates["agreement"].to_numpy(dtype=float)
     mean, scale = X.mean(axis=0), X.std(axis=0)
     scale[scale == 0] = 1.0
     Z = (X - mean) / scale
-    # soft targets: each example twice, as a positive weighted by its agreement and a negative by the rest
-    Zw = np.vstack([Z, Z])
-    yw = np.r_[np.ones(len(y)), np.zeros(len(y))]
     w = np.r_[y, 1.0 - y]
     keep = w > 0
     model = LogisticRegression(C=C, max_iter=2000)
-    model.fit(Zw[keep], yw[keep], sample_weight=w[keep])
-    return Reranker(tuple(features), mean, scale, model.coef_[0].copy(), float(model.intercept_[0]),
-                    dict(info or {}, C=C, n_examples=int(len(y)), n_clusters=int(candidates["row"].nunique())))
+    model.fit(np.vstack([Z, Z])[keep], np.r_[np.ones(len(y)), np.zeros(len(y))][keep], sample_weight=w[keep])
+    return mean, scale, model.coef_[0].copy(), float(model.intercept_[0])
 
 
 def candidate_table(table: pd.DataFrame, *, k: int = TOP_K, score: bool = True,
@@ -154,19 +158,10 @@ def choices(candidates: pd.DataFrame, probabilities: np.ndarray) -> pd.DataFrame
 def fit_calibration(chosen: pd.DataFrame, *, C: float = CALIBRATION_C) -> Calibration:
     """Fit the confidence calibration on :func:`choices` made with out-of-dataset probabilities
     (soft targets: each choice counts as a positive weighted by its agreement, a negative by the rest)."""
-    from sklearn.linear_model import LogisticRegression  # scikit-learn loads slowly: only when fitting
-
     p = np.clip(chosen["probability"].to_numpy(dtype=float), 1e-6, 1 - 1e-6)
     X = np.column_stack([np.log(p / (1 - p)), chosen[list(CONTEXT_FEATURES)].to_numpy(dtype=float)])
-    y = chosen["agreement"].to_numpy(dtype=float)
-    mean, scale = X.mean(axis=0), X.std(axis=0)
-    scale[scale == 0] = 1.0
-    Z = (X - mean) / scale
-    w = np.r_[y, 1.0 - y]
-    keep = w > 0
-    model = LogisticRegression(C=C, max_iter=2000)
-    model.fit(np.vstack([Z, Z])[keep], np.r_[np.ones(len(y)), np.zeros(len(y))][keep], sample_weight=w[keep])
-    return Calibration(("logit", *CONTEXT_FEATURES), mean, scale, model.coef_[0].copy(), float(model.intercept_[0]))
+    mean, scale, coef, intercept = _soft_logistic(X, chosen["agreement"].to_numpy(dtype=float), C)
+    return Calibration(("logit", *CONTEXT_FEATURES), mean, scale, coef, intercept)
 
 
 def calibrated(candidates: pd.DataFrame, probabilities: np.ndarray, calibration: Calibration) -> np.ndarray:
