@@ -95,6 +95,18 @@ def test_bullets_rendered_from_the_case_always_pass(groupby):
         assert case_markdown(case).startswith("- **Evidence**")
 
 
+@pytest.mark.parametrize(("genes", "tissue", "species"), [
+    # the rival's absent marker CD4 is also a word of its name ("CD4-positive ... cytotoxic T cell")
+    (["GZMB", "GZMA", "NKG7", "GNLY", "IL32", "PRF1", "CCL5", "CD2", "CD3D", "CST7"], "Bladder", "human"),
+    # a marker (Car3) is also a word of a candidate's name ("L6 ... projecting Car3 glutamatergic neuron")
+    (["Cfd", "Car3", "Fabp4", "Adipoq", "Cidea", "Cidec", "Cox8b", "Chchd10", "mt-Rnr1", "Lpl"], None, "mouse"),
+])
+def test_genes_inside_type_names_are_not_read_as_genes_named(genes, tissue, species):
+    ranked = candidates(genes, tissue=tissue, species=species)
+    case = build_case(genes, ranked[0], ranked, species=species)
+    assert [str(v) for v in check_bullets(render_bullets(case), case, species=species)] == []
+
+
 def test_a_model_label_that_names_no_term_gets_a_case_with_nothing_to_back_it():
     case = case_for_label(T, "Mysterious helper cell", tissue="PBMC")
     assert case.cl_id is None and not case.evidence and case.caveats

@@ -133,7 +133,8 @@ def bullet_problems(bullet: str, position: int, case: Case, *, species: str = "h
         if (serious or (case.caveats and case.rival is None)) and not _mentions_caveat(bullet, case):
             needs.append(f"the caveat: {case.caveats[0]}")
         reasons = [g for g in (*case.separating, *(case.rival.absent if case.rival else ())) if g]
-        if case.rival is not None and reasons and not set(named) & set(reasons):
+        if case.rival is not None and reasons and not any(_names_symbol(_without_type_names(bullet, case), g)
+                                                          for g in reasons):
             needs.append(f"which markers separate them ({', '.join(reasons[:4])})")
         if needs:
             problems.append("the third bullet must say " + " and ".join(needs))
@@ -144,7 +145,8 @@ def named_genes(text: str, case: Case, *, species: str = "human") -> list[str]:
     """The genes ``text`` names: the cluster's markers it mentions, and other words NCBI Gene
     knows as a gene symbol (not words of the type names or common abbreviations)."""
     markers = {g.upper() for g in case.genes}
-    out: list[str] = [g for g in case.genes if re.search(rf"(?<![A-Za-z0-9-]){re.escape(g)}(?![A-Za-z0-9-])", text)]
+    text = _without_type_names(text, case)
+    out: list[str] = [g for g in case.genes if _names_symbol(text, g)]
     for token in dict.fromkeys(_GENE_TOKEN.findall(text)):
         if token in out:
             continue
@@ -156,6 +158,20 @@ def named_genes(text: str, case: Case, *, species: str = "human") -> list[str]:
                 and _is_gene(token, species):
             out.append(token)
     return out
+
+
+def _names_symbol(text: str, symbol: str) -> bool:
+    """Whether ``text`` names the gene ``symbol`` as a word of its own (not ``CD4`` in "CD4-positive")."""
+    return re.search(rf"(?<![A-Za-z0-9-]){re.escape(symbol)}(?![A-Za-z0-9-])", text) is not None
+
+
+def _without_type_names(text: str, case: Case) -> str:
+    """``text`` with the case's type names taken out, so that ``Car3`` in "L6 intratelencephalic
+    projecting Car3 glutamatergic neuron" is not read as the gene."""
+    for name in (case.name, case.rival.name if case.rival else ""):
+        if name:
+            text = re.sub(re.escape(name), " ", text, flags=re.IGNORECASE)
+    return text
 
 
 def _format_problems(bullet: str) -> list[str]:
