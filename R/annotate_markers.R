@@ -31,7 +31,7 @@
 #'   confidence only (with `mode = "grounded"` no language model runs at all).
 #' @param mode How the label is chosen.
 #'   * `"grounded"` (the default): candidate types from marker databases (CellMarker 2.0,
-#'     singleCellBase) merged into Cell Ontology terms and ranked by a learned re-ranker, which
+#'     singleCellBase) and curated marker sets (Pegasus, besca) merged into Cell Ontology terms and ranked by a learned re-ranker, which
 #'     chooses; the label is a Cell Ontology name with its ID (`cl_id`), the confidence is the
 #'     re-ranker's calibrated probability, `evidence_genes` are the cluster's markers the
 #'     databases support for that type, and the local model writes the explanation, checked
@@ -44,7 +44,7 @@
 #'
 #'   Measured on the development part of the GPTCelltype benchmark (447 marker lists with expert
 #'   labels, mean agreement with the expert label, 1 for a match, 0.5 for a partial one):
-#'   `"grounded"` 0.601 (its re-ranker cross-validated leave-one-dataset-out, so no dataset is
+#'   `"grounded"` 0.632 (its re-ranker cross-validated leave-one-dataset-out, so no dataset is
 #'   scored by a re-ranker trained on it), the 1.5B model alone (`"llm"`) 0.131, and GPT-4, from
 #'   the published study, 0.588 on the same rows.
 #' @param ... Further arguments of the Python `cellscribe.annotate()`: `style` (`"json"` or

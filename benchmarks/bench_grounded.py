@@ -24,8 +24,10 @@ how often the organ is right, and the leave-one-dataset-out agreement without a 
 inferred one.
 
 ``--fit`` trains the shipped re-ranker on all of dev.csv (``python/cellscribe/grounded/reranker.json``).
-``--without-cellmarker`` repeats retrieval and re-ranking with singleCellBase alone (CellMarker 2.0
-curates markers from some of the same atlases as the benchmark; this shows how much that helps).
+``--without SOURCE`` (repeatable: ``cellmarker``, ``singlecellbase``, ``pegasus``, ``besca``) repeats retrieval
+and re-ranking with that marker source left out of the index: each source's gain (CellMarker 2.0
+curates markers from some of the same atlases as the benchmark; ``--without cellmarker`` shows how
+much that helps).
 
 Run: ``CELLSCRIBE_THREADS=1 .venv/bin/python benchmarks/bench_grounded.py [--fit] [--grounded] [--timing 20]``
 """
@@ -58,7 +60,7 @@ def per_dataset(table: pd.DataFrame, chosen: pd.DataFrame) -> pd.Series:
 
 def main() -> None:
     from cellscribe import benchmark as rr
-    from cellscribe.grounded import MODEL_FILE, TOP_K
+    from cellscribe.grounded import MODEL_FILE, SOURCES, TOP_K
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--table", default=str(DEV))
@@ -71,13 +73,13 @@ def main() -> None:
     ap.add_argument("--model-alone", action="store_true", help="rerun the model alone (slow)")
     ap.add_argument("--tissue-inference", action="store_true",
                     help="measure tissue inference on the table without its tissue column")
-    ap.add_argument("--without-cellmarker", action="store_true",
-                    help="knowledge from singleCellBase only (an in-memory index; nothing is saved)")
+    ap.add_argument("--without", action="append", default=[], choices=SOURCES, metavar="SOURCE",
+                    help=f"leave a marker source out ({', '.join(SOURCES)}; an in-memory index, nothing is saved)")
     args = ap.parse_args()
-    if args.without_cellmarker:
+    if args.without:
         if args.fit or args.grounded or args.timing:
-            ap.error("--without-cellmarker only measures retrieval and re-ranking")
-        without_cellmarker()
+            ap.error("--without only measures retrieval and re-ranking")
+        without(args.without)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"load average: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -223,15 +225,17 @@ def tissue_inference(table: pd.DataFrame, train: pd.DataFrame) -> None:
         print(f"LODO mean agreement, {label}: {agreement.mean():.4f}  " + " ".join(f"{k} {v}" for k, v in per.items()))
 
 
-def without_cellmarker() -> None:
-    """Build the marker index from singleCellBase alone, in memory, for this process."""
+def without(sources: list[str]) -> None:
+    """Build the marker index without ``sources``, in memory, for this process."""
     from cellscribe.grounded import _index
-    from cellscribe.knowledge import cellmarker
+    from cellscribe.knowledge import besca, cellmarker, pegasus, singlecellbase
 
-    real = cellmarker.load
-    cellmarker.load = lambda species=None: real(species).iloc[0:0]  # type: ignore[assignment]
+    for name in sources:
+        module = {"cellmarker": cellmarker, "singlecellbase": singlecellbase, "pegasus": pegasus, "besca": besca}[name]
+        real = module.load
+        module.load = lambda species=None, _real=real: _real(species).iloc[0:0]  # type: ignore[attr-defined]
     _index._read_cached = _index._build  # type: ignore[assignment]
-    print("knowledge: singleCellBase only (CellMarker 2.0 left out)")
+    print(f"knowledge: without {', '.join(sources)} (an in-memory index)")
 
 
 def grounded_cv(table: pd.DataFrame, train: pd.DataFrame, margin: float) -> tuple[np.ndarray, list[float]]:

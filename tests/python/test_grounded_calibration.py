@@ -17,6 +17,7 @@ from cellscribe.benchmark import calibrated, choices, fit_calibration
 from cellscribe.grounded import (
     CONTEXT_FEATURES,
     FEATURES,
+    SUB_RATIO_CAP,
     Calibration,
     Candidate,
     Reranker,
@@ -65,6 +66,8 @@ def test_context_sees_a_supported_subtype_of_a_generic_choice():
                    "hyper_tissue": 2.0, "tissue_share": 0.3}
     assert context(memory, [b, memory, t])["sub_candidate"] == 0.0     # the ancestor is no subtype
     assert context(t, [b, memory, t])["sub_candidate"] == 0.0
+    weak = _cand(B_CELL, 0.001, ("MS4A1",))                             # a near-zero score: the ratio is capped
+    assert context(weak, [weak, memory])["sub_candidate_ratio"] == SUB_RATIO_CAP
 
 
 def test_calibration_lowers_a_generic_choice_and_keeps_the_order():

@@ -160,8 +160,8 @@ def test_two_processes_on_an_empty_cache_both_succeed(tmp_path):
     assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
     assert outs[0][0] == outs[1][0] and "B cell" in outs[0][0]
     stderr = outs[0][1] + outs[1][1]
-    assert stderr.count("building the human marker index from CellMarker 2.0 and singleCellBase (first use only, "
-                        "about 15 s): done") == 1, stderr
+    assert stderr.count("building the human marker index from CellMarker 2.0, singleCellBase, Pegasus and besca "
+                        "(first use only, about 15 s): done") == 1, stderr
     assert stderr.count("reading CellMarker 2.0 (first use only): done") == 1, stderr
     assert "another process is making the human marker index; waiting for it" in stderr, stderr
 

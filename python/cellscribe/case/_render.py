@@ -32,7 +32,7 @@ def marker_bullet(case: Case) -> str:
         genes = join([e.gene for e in ev])
         pubs = join([str(e.publications) for e in ev])
         verb = "is a recorded marker" if len(ev) == 1 else "are recorded markers"
-        return (f"{genes} {verb} of {case.name} in CellMarker 2.0 and singleCellBase "
+        return (f"{genes} {verb} of {case.name} in the marker databases and curated marker sets "
                 f"({pubs} publications{'' if len(ev) == 1 else ' respectively'}).")
     top = join(list(case.genes[:3]))
     return f"None of the top markers ({top}) is well recorded for {case.name}, so the evidence for it is weak."

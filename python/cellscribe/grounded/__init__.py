@@ -1,7 +1,8 @@
 """Knowledge-grounded candidates for a cluster: what the marker databases say, re-ranked.
 
-* :func:`retrieve`: candidate Cell Ontology types for a cluster's markers from CellMarker 2.0 and
-  singleCellBase (species- and tissue-aware hypergeometric enrichment and related features; no
+* :func:`retrieve`: candidate Cell Ontology types for a cluster's markers from the marker databases
+  CellMarker 2.0 and singleCellBase and the curated marker sets of Pegasus and besca
+  (:data:`SOURCES`; species- and tissue-aware hypergeometric enrichment and related features; no
   language model).
 * :func:`candidates`: the same, re-ranked by the shipped learned model (:func:`default_reranker`),
   each with ``probability`` (the top one's is the calibrated confidence of choosing it,
@@ -14,12 +15,13 @@ The grounded annotation mode (``cellscribe.annotate(..., mode="grounded")``, the
 :mod:`cellscribe.benchmark.reranker`.
 """
 
-from ._index import canonical_symbols, get_index
+from ._index import SOURCES, canonical_symbols, get_index
 from ._rerank import (
     CONTEXT_FEATURES,
     MARGIN,
     MAX_CHOICES,
     MODEL_FILE,
+    SUB_RATIO_CAP,
     TOP_K,
     UNMAPPED,
     Calibration,
@@ -33,7 +35,7 @@ from ._retrieval import FEATURES, Candidate, retrieve, tissue_matches
 from ._tissue import TissueGuess, infer_tissue
 
 __all__ = [
-    "CONTEXT_FEATURES", "FEATURES", "MARGIN", "MAX_CHOICES", "MODEL_FILE", "TOP_K", "UNMAPPED", "Calibration",
-    "Candidate", "Reranker", "TissueGuess", "candidates", "canonical_symbols", "context", "default_reranker",
-    "get_index", "infer_tissue", "near_ties", "retrieve", "tissue_matches",
+    "CONTEXT_FEATURES", "FEATURES", "MARGIN", "MAX_CHOICES", "MODEL_FILE", "SOURCES", "SUB_RATIO_CAP", "TOP_K",
+    "UNMAPPED", "Calibration", "Candidate", "Reranker", "TissueGuess", "candidates", "canonical_symbols",
+    "context", "default_reranker", "get_index", "infer_tissue", "near_ties", "retrieve", "tissue_matches",
 ]

@@ -1,15 +1,21 @@
 """The marker index retrieval searches: Cell Ontology term -> marker genes, per species and tissue.
 
-Built once per species from CellMarker 2.0 and singleCellBase, then kept as a pickle in
-``settings.cache_dir/knowledge``, keyed by everything that changes its content
-(:func:`index_key`): both sources' sha256, the label-mapping rules (the code of
-:mod:`cellscribe.knowledge` and of this module, the Cell Ontology release, rapidfuzz), the gene
-knowledge that resolves symbols (or its absence) and :data:`INDEX_VERSION`:
+Built once per species from the marker databases CellMarker 2.0 and singleCellBase and the
+curated marker sets of Pegasus and besca (:data:`SOURCES`; :mod:`cellscribe.knowledge.pegasus`,
+:mod:`cellscribe.knowledge.besca`), then kept as a pickle in ``settings.cache_dir/knowledge``,
+keyed by everything that changes its content (:func:`index_key`): the sources' sha256, the
+label-mapping rules (the code of :mod:`cellscribe.knowledge` and of this module, the Cell Ontology
+release, rapidfuzz), the gene knowledge that resolves symbols (or its absence) and
+:data:`INDEX_VERSION`:
 
 * every record's cell name is resolved to a Cell Ontology term: CellMarker's own CL ID when it
-  gives one, else :func:`cellscribe.knowledge.labels.map_label` of the name (precise matches only; records
-  of names that map to nothing precise are left out); singleCellBase's ``cell_subtype`` first, then
-  its ``cell_type``. Records of cancer cells are left out.
+  gives one and it is not retired (a retired ID without a replacement, such as "obsolete
+  excitatory neuron", gives way to the name's term, glutamatergic neuron), else
+  :func:`cellscribe.knowledge.labels.map_label` of the name (precise matches only; records of
+  names that map to nothing precise are left out); singleCellBase's ``cell_subtype`` first, then
+  its ``cell_type``; the curated sets' own Cell Ontology IDs (besca's nomenclature, the table
+  :data:`cellscribe.knowledge.pegasus.TERMS`), then their names. Records of cancer cells are left
+  out. Each curated file counts as one publication.
 * every gene symbol is resolved to the official human symbol when org.Hs.eg.db knows it (aliases
   such as ``CD20`` -> ``MS4A1``, mouse ``Cd79a`` -> ``CD79A``), else kept in upper case.
 * support of a gene for a term = the number of distinct publications (per source) recording it.
@@ -29,7 +35,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import knowledge
-from ..knowledge import cellmarker, genes, ontology, singlecellbase
+from ..knowledge import besca, cellmarker, genes, ontology, pegasus, singlecellbase
 from ..knowledge.labels import map_label
 from ..knowledge.wheeldata import cached_pickle, knowledge_dir
 from ..progress import phase
@@ -38,7 +44,7 @@ log = logging.getLogger(__name__)
 
 #: Bumped when the index layout or its rules change; a new version builds a new file.
 INDEX_VERSION = 2
-SOURCES = ("cellmarker", "singlecellbase")
+SOURCES = ("cellmarker", "singlecellbase", "pegasus", "besca")
 
 
 @dataclass
@@ -105,8 +111,8 @@ def _read_cached(species: str) -> MarkerIndex:
     path = knowledge_dir() / f"marker-index.{species}.{index_key(species)}.v{INDEX_VERSION}.pkl"
 
     def build() -> MarkerIndex:
-        with phase(f"building the {species} marker index from CellMarker 2.0 and singleCellBase (first use "
-                   "only, about 15 s)"):
+        with phase(f"building the {species} marker index from CellMarker 2.0, singleCellBase, Pegasus and besca "
+                   "(first use only, about 15 s)"):
             return _build(species)
 
     return cached_pickle(path, build, f"the {species} marker index")
@@ -115,7 +121,7 @@ def _read_cached(species: str) -> MarkerIndex:
 def index_key(species: str) -> str:
     """The on-disk index's key: a hash of everything its content depends on.
 
-    Both sources' sha256; the mapping rules (the source of every :mod:`cellscribe.knowledge` module,
+    The sources' sha256; the mapping rules (the source of every :mod:`cellscribe.knowledge` module,
     where the label mapping, its normalisation tables, the ontology loader and the symbol
     resolution live, and of this module); the Cell Ontology release (the
     ``cellxgene-ontology-guide`` version) and ``rapidfuzz`` (fuzzy matching); and the gene
@@ -126,6 +132,8 @@ def index_key(species: str) -> str:
         "species": species,
         "cellmarker": cellmarker.CELLMARKER_CSV.sha256,
         "singlecellbase": singlecellbase.SINGLECELLBASE_TXT.sha256,
+        "pegasus": [f.sha256 for f in pegasus.FILES.values()],
+        "besca": [f.sha256 for f in (*besca.SIGNATURES.values(), besca.NOMENCLATURE)],
         "rules": _rules_digest(),
         "cellxgene-ontology-guide": _version("cellxgene-ontology-guide"),
         "rapidfuzz": _version("rapidfuzz"),
@@ -185,6 +193,10 @@ def _build(species: str) -> MarkerIndex:
             cl_id = cl.resolve(cl_id)
         except KeyError:
             continue
+        if cl.is_deprecated(cl_id):  # retired without a replacement ("obsolete excitatory neuron"): the name's term
+            cl_id = _term_of(str(row.cell_name), names)
+            if cl_id is None or cl.is_deprecated(cl_id):
+                continue
         pub = f"cm:{row.pmid}" if _present(row.pmid) else f"cm:{row.cell_name}"
         records.append(("cellmarker", pub, str(row.tissue_class), cl_id, str(row.symbol)))
     scb = singlecellbase.load(species)
@@ -194,6 +206,11 @@ def _build(species: str) -> MarkerIndex:
             continue
         pub = f"scb:{row.pmid}" if _present(row.pmid) else f"scb:{row.entry_id}"
         records.append(("singlecellbase", pub, str(row.tissue), cl_id, str(row.symbol)))
+    for source, table in (("pegasus", pegasus.load(species)), ("besca", besca.load(species))):
+        for row in table.itertuples(index=False):
+            cl_id = row.cl_id or _term_of(str(row.cell_type), names)
+            if cl_id is not None:
+                records.append((source, str(row.pub), str(row.tissue), cl.resolve(cl_id), str(row.symbol)))
 
     symbols = canonical_symbols(sorted({r[4] for r in records}), "human")
     pubs: dict[tuple[str, str], set[str]] = defaultdict(set)

@@ -41,20 +41,24 @@ MAX_CHOICES = 3
 UNMAPPED = "unmapped"
 #: What the calibration reads besides the re-ranker's log-odds (:func:`context`).
 CONTEXT_FEATURES = ("sub_candidate", "sub_candidate_ratio", "sub_extra_evidence", "hyper_tissue", "tissue_share")
+#: ``sub_candidate_ratio`` is capped here: a subtype scoring twice the choice is clearly better, and a
+#: choice with a score near 0 would otherwise give ratios in the thousands that swamp the scaling.
+SUB_RATIO_CAP = 2.0
 
 
 def context(chosen: Candidate, ranked: Sequence[Candidate]) -> dict[str, float]:
     """The context of a choice among candidates, by :data:`CONTEXT_FEATURES`: whether a subtype
     (Cell Ontology descendant) of the choice is also a candidate (``sub_candidate``), the best such
-    subtype's retrieval score relative to the choice's (``sub_candidate_ratio``), the most evidence
-    genes a subtype has that the choice lacks (``sub_extra_evidence``), and the choice's own tissue
-    features (``hyper_tissue``, ``tissue_share``; 0 without a tissue)."""
+    subtype's retrieval score relative to the choice's (``sub_candidate_ratio``, at most
+    :data:`SUB_RATIO_CAP`), the most evidence genes a subtype has that the choice lacks
+    (``sub_extra_evidence``), and the choice's own tissue features (``hyper_tissue``,
+    ``tissue_share``; 0 without a tissue)."""
     cl = ontology.get()
     subs = [c for c in ranked if c.cl_id != chosen.cl_id and chosen.cl_id in cl.ancestors(c.cl_id)]
     own = set(chosen.evidence)
     return {
         "sub_candidate": float(bool(subs)),
-        "sub_candidate_ratio": max((c.score / max(chosen.score, 1e-6) for c in subs), default=0.0),
+        "sub_candidate_ratio": min(SUB_RATIO_CAP, max((c.score / max(chosen.score, 1e-6) for c in subs), default=0.0)),
         "sub_extra_evidence": float(max((len(set(c.evidence) - own) for c in subs), default=0)),
         "hyper_tissue": chosen.features.get("hyper_tissue", 0.0),
         "tissue_share": chosen.features.get("tissue_share", 0.0),

