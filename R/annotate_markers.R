@@ -44,7 +44,7 @@
 #'
 #'   Measured on the development part of the GPTCelltype benchmark (447 marker lists with expert
 #'   labels, mean agreement with the expert label, 1 for a match, 0.5 for a partial one):
-#'   `"grounded"` 0.632 (its re-ranker cross-validated leave-one-dataset-out, so no dataset is
+#'   `"grounded"` 0.631 (its re-ranker cross-validated leave-one-dataset-out, so no dataset is
 #'   scored by a re-ranker trained on it), the 1.5B model alone (`"llm"`) 0.131, and GPT-4, from
 #'   the published study, 0.588 on the same rows.
 #' @param ... Further arguments of the Python `cellscribe.annotate()`: `style` (`"json"` or

@@ -40,6 +40,7 @@ def test_besca_signatures_carry_ontology_ids_and_leave_out_cancers_and_states():
     labels = set(human["cell_type"])
     assert "keratinocyte" in labels and "pancreatic acinar cell" in labels
     assert not {"melanocytic melanoma cell", "proliferating B cell", "exhausted B cell"} & labels
+    assert not {"lymphocyte of B lineage", "hematopoietic cell", "myeloid leukocyte"} & labels   # umbrellas
     acinar = human[human["cell_type"] == "pancreatic acinar cell"]
     assert {"CPA1", "CTRB1"} <= set(acinar["symbol"])
     assert besca.load("mouse")["symbol"].str.fullmatch(r"[A-Z0-9.\-]+").all()

@@ -54,7 +54,7 @@ def annotate(
         ``"knowledge"``: all three rendered from the case, no model (grounded and agentic).
         ``False``: label and confidence only (grounded then runs no model).
     mode
-        ``"grounded"`` (default; GPTCelltype dev mean agreement 0.632 cross-validated), ``"llm"``
+        ``"grounded"`` (default; GPTCelltype dev mean agreement 0.631 cross-validated), ``"llm"``
         (0.131 with the embedded 1.5B model) or ``"agentic"`` (backends with tool calls); see
         :mod:`cellscribe.engine.modes`. ``"markers"`` (old name of grounded without a model) warns.
     style, template, system_prompt

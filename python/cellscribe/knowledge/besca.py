@@ -7,7 +7,8 @@ skin and stromal types. Its nomenclature (``CellTypes_v1.tsv``) gives each signa
 Ontology ID. Signatures of besca's own types (``DB:`` IDs) are kept only where :data:`TERMS` names
 their Cell Ontology term; the others are states whose genes would mislead as a lineage's markers
 (proliferating, activated, exhausted or inflammatory cells: MKI67, STMN1, NR4A1 ...) or cancers
-(melanoma, colorectal cancer), which are left out of the other sources too.
+(melanoma, colorectal cancer), which are left out of the other sources too. The umbrella
+signatures of :data:`UMBRELLAS` (B lineage, hematopoietic, myeloid) are left out as well.
 
 The files ship in the ``besca==2.5.5`` wheel (``besca/datasets/``) and are fetched once from PyPI
 into ``settings.cache_dir/knowledge`` (verified by sha256). Each species' signature file counts
@@ -68,6 +69,11 @@ TERMS = {
     "ImmatureGoblet": "CL:0000160",        # goblet cell
 }
 
+#: Umbrella signatures left out: their genes are their children's (B cells' and plasma cells', every
+#: blood cell's, every myeloid cell's), so they would lend a child's evidence to a class no one labels a
+#: cluster with ("lymphocyte of B lineage" for B cells).
+UMBRELLAS = frozenset({"Blymphocyte", "Hematopoietic", "Myeloid"})
+
 COLUMNS = ["species", "tissue", "cell_type", "cl_id", "symbol", "pub"]
 
 
@@ -92,6 +98,8 @@ def load(species: str = "human") -> pd.DataFrame:
     for line in fetch(SIGNATURES[species]).read_text().splitlines():
         fields = line.split("\t")
         short, genes = fields[0], [g.strip() for g in fields[2:] if g.strip()]
+        if short in UMBRELLAS:
+            continue
         label, ident = names.get(short, (short, ""))
         cl_id = ident if ident.startswith("CL:") else TERMS.get(short)
         if cl_id is not None:
