@@ -133,8 +133,8 @@ def bullet_problems(bullet: str, position: int, case: Case, *, species: str = "h
         if (serious or (case.caveats and case.rival is None)) and not _mentions_caveat(bullet, case):
             needs.append(f"the caveat: {case.caveats[0]}")
         reasons = [g for g in (*case.separating, *(case.rival.absent if case.rival else ())) if g]
-        if case.rival is not None and reasons and not any(_names_symbol(_without_type_names(bullet, case), g)
-                                                          for g in reasons):
+        plain = _without_type_names(bullet, case)
+        if case.rival is not None and reasons and not any(_names_symbol(plain, g) for g in reasons):
             needs.append(f"which markers separate them ({', '.join(reasons[:4])})")
         if needs:
             problems.append("the third bullet must say " + " and ".join(needs))

@@ -31,6 +31,7 @@ import csv
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
+from . import pegasus
 from .wheeldata import WheelFile, fetch
 
 if TYPE_CHECKING:
@@ -74,7 +75,8 @@ TERMS = {
 #: cluster with ("lymphocyte of B lineage" for B cells).
 UMBRELLAS = frozenset({"Blymphocyte", "Hematopoietic", "Myeloid"})
 
-COLUMNS = ["species", "tissue", "cell_type", "cl_id", "symbol", "pub"]
+#: Columns of :func:`load`: the curated-set table of :data:`cellscribe.knowledge.pegasus.COLUMNS`.
+COLUMNS = pegasus.COLUMNS
 
 
 def load(species: str = "human") -> pd.DataFrame:

@@ -106,6 +106,8 @@ TERMS: dict[str, str] = {
 #: Names left out: T-cell states of the mouse immune file and types the Cell Ontology lacks.
 SKIPPED = frozenset({"Inhibitory", "Cytokines", "Memory", "Lipofibroblast", "Fibromyocyte"})
 
+#: Columns of :func:`load`; :mod:`cellscribe.knowledge.besca` gives its signatures the same table, so
+#: the marker index reads both curated sets alike.
 COLUMNS = ["species", "tissue", "cell_type", "cl_id", "symbol", "pub"]
 
 
@@ -126,11 +128,11 @@ def load(species: str = "human") -> pd.DataFrame:
     if species not in ("human", "mouse"):
         raise InputError(f"species must be 'human' or 'mouse', not {species!r}.")
     rows: list[tuple[str, str, str, str | None, str, str]] = []
-    for (sp, tissue), spec in FILES.items():
+    for sp, tissue, stem, _sha256 in _FILES:
         if sp != species:
             continue
-        pub = "pegasus:" + spec.filename.removeprefix("pegasus_").removesuffix("_cell_markers.json")
-        data = json.loads(fetch(spec).read_text())
+        pub = f"pegasus:{stem}"
+        data = json.loads(fetch(FILES[(sp, tissue)]).read_text())
         for name, genes in _types(data["cell_types"]):
             if name in SKIPPED:
                 continue
