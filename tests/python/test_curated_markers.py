@@ -1,4 +1,5 @@
-"""The curated marker sources beside the marker databases: Pegasus's and besca's marker sets.
+"""The curated marker sources beside the marker databases (Pegasus's and besca's marker sets), and the
+markers the Cell Ontology's term names state, with the subtypes they let the choice name.
 
 Real files throughout: fetched once from the pinned PyPI wheels (``pegasuspy``, ``besca``) into the
 test cache, read, mapped to the Cell Ontology and indexed with CellMarker 2.0 and singleCellBase.
@@ -8,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from cellscribe.grounded import SOURCES, candidates, get_index
-from cellscribe.knowledge import besca, ontology, pegasus
+from cellscribe.grounded import SOURCES, Candidate, candidates, chosen_index, get_index
+from cellscribe.knowledge import besca, ontology, ontology_markers, pegasus
 
 
 @pytest.fixture(autouse=True)
@@ -63,3 +64,47 @@ def test_the_index_holds_every_source_and_no_retired_term():
 def test_curated_markers_propose_the_modern_subtypes(genes, tissue, species, expected):
     ranked = candidates(genes, tissue=tissue, species=species)
     assert expected in [c.cl_id for c in ranked[:3]], [(c.name, round(c.probability, 2)) for c in ranked[:5]]
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("sst GABAergic interneuron", ["SST"]),
+    ("small intestine BEST4+ enterocyte", ["BEST4"]),
+    ("CD8-alpha-negative CD11b-negative dendritic cell", []),       # negated markers are not markers
+    ("CD14-positive, CD16-negative classical monocyte", ["CD14"]),
+    ("CA1 pyramidal neuron", []),                                   # a hippocampal field, not carbonic anhydrase
+])
+def test_cell_type_names_state_their_markers(name, expected):
+    assert ontology_markers.stated_genes(name) == expected
+
+
+def test_atlas_taxonomy_names_state_no_markers():
+    cl = ontology.get()
+    taxonomy = next(t for t in cl.ids() if "(Mmus)" in cl.name(t) and ontology_markers.stated_genes(cl.name(t)))
+    assert ontology_markers.name_genes(taxonomy) == ()
+    assert ontology_markers.name_genes("CL:4023017") == ("SST",)
+
+
+@pytest.mark.parametrize(("genes", "expected"), [
+    # mouse cortex interneurons (Tasic et al. 2018 markers): the subtype their leading marker names
+    (["Sst", "Gad1", "Gad2", "Slc32a1", "Cort", "Npy", "Calb2", "Lhx6"], "CL:4023017"),
+    (["Lamp5", "Gad1", "Gad2", "Ndnf", "Cplx3", "Reln", "Id2", "Slc32a1"], "CL:4023011"),
+    (["Vip", "Gad1", "Gad2", "Cck", "Crh", "Htr3a", "Cxcl14", "Tac2"], "CL:4023016"),
+    (["Sncg", "Vip", "Cck", "Gad1", "Gad2", "Cnr1", "Slc32a1", "Htr3a"], "CL:4023015"),
+])
+def test_a_subtype_named_by_the_leading_marker_is_chosen(genes, expected):
+    ranked = candidates(genes, tissue="Cortex", species="mouse")
+    assert ranked[0].cl_id == expected, [(c.name, round(c.probability, 2)) for c in ranked[:4]]
+    assert ranked[0].probability == max(c.probability for c in ranked)
+
+
+def test_a_named_subtype_needs_a_gene_of_its_own_and_near_parity():
+    def cand(cl_id, p, named=()):
+        return Candidate(cl_id, ontology.get().name(cl_id), 1.0, (), {}, probability=p, named=named)
+
+    interneuron, sst = "CL:0000099", "CL:4023017"
+    assert chosen_index([cand(interneuron, 0.8), cand(sst, 0.7, ("SST",))]) == 1
+    assert chosen_index([cand(interneuron, 0.8), cand(sst, 0.5, ("SST",))]) == 0             # too far behind
+    assert chosen_index([cand(interneuron, 0.8), cand(sst, 0.75)]) == 0                      # SST not leading
+    assert chosen_index([cand(sst, 0.8, ("SST",)), cand(interneuron, 0.79)]) == 0            # not a subtype
+    cd8, cytotoxic = "CL:0000625", "CL:0000794"   # CD8-positive, alpha-beta T cell and its cytotoxic subtype
+    assert chosen_index([cand(cd8, 0.8, ("CD8A",)), cand(cytotoxic, 0.79, ("CD8A",))]) == 0  # no gene of its own

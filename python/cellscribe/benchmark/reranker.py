@@ -26,7 +26,17 @@ import numpy as np
 import pandas as pd
 
 from ..evaluate import score_labels
-from ..grounded import CONTEXT_FEATURES, FEATURES, TOP_K, Calibration, Candidate, Reranker, context, retrieve
+from ..grounded import (
+    CONTEXT_FEATURES,
+    FEATURES,
+    TOP_K,
+    Calibration,
+    Candidate,
+    Reranker,
+    chosen_index,
+    context,
+    retrieve,
+)
 from .gptcelltype import marker_genes, species_of
 
 #: Inverse regularisation strength of the logistic regression.
@@ -67,7 +77,8 @@ def candidate_table(table: pd.DataFrame, *, k: int = TOP_K, score: bool = True,
     """Candidates of every row of a GPTCelltype-format table, one row per (table row, candidate).
 
     Columns: ``row``, ``dataset``, ``rank`` (base retrieval rank, 0 = best), ``cl_id``, ``name``,
-    ``evidence`` (comma-joined), every feature, and with ``score`` the candidate's ``agreement`` with
+    ``evidence`` and ``named`` (comma-joined), ``by_ancestor`` (:class:`~cellscribe.grounded.Candidate`), every feature,
+    and with ``score`` the candidate's ``agreement`` with
     the row's expert label (the GPTCelltype scorer of :mod:`cellscribe.evaluate`). ``n_markers``
     keeps only each row's top markers.
     """
@@ -79,7 +90,8 @@ def candidate_table(table: pd.DataFrame, *, k: int = TOP_K, score: bool = True,
         tissue = r.tissue if isinstance(r.tissue, str) else None
         for rank, c in enumerate(retrieve(genes, tissue=tissue, species=species, k=k)):
             records.append({"row": i, "dataset": r.dataset, "rank": rank, "cl_id": c.cl_id, "name": c.name,
-                            "evidence": ",".join(c.evidence), **c.features})
+                            "evidence": ",".join(c.evidence), "named": ",".join(c.named), "by_ancestor": c.by_ancestor,
+                            **c.features})
     df = pd.DataFrame.from_records(records)
     if score and not df.empty:
         truth = table.iloc[df["row"].to_numpy()]
@@ -91,16 +103,29 @@ def candidate_table(table: pd.DataFrame, *, k: int = TOP_K, score: bool = True,
 
 
 def choose(candidates: pd.DataFrame, probabilities: np.ndarray | None = None) -> pd.DataFrame:
-    """One chosen candidate per table row: the most probable, or the base rank 0 without
-    probabilities. Adds ``confidence`` (the probability, or ``None``)."""
+    """One chosen candidate per table row: the re-ranker's choice (:func:`~cellscribe.grounded.chosen_index`),
+    or the base rank 0 without probabilities. Adds ``confidence`` (the choice's probability, or ``None``)."""
     df = candidates.copy()
     if probabilities is None:
         best = df[df["rank"] == 0].copy()
         best["confidence"] = np.nan
         return best.set_index("row")
     df["confidence"] = probabilities
-    idx = df.groupby("row")["confidence"].idxmax()
-    return df.loc[idx].set_index("row")
+    idx = [g.index[chosen_index(_as_candidates(g))] for _row, g in df.groupby("row", sort=False)]
+    chosen = df.loc[idx]
+    chosen["confidence"] = df.groupby("row", sort=False)["confidence"].max().to_numpy()  # the type it refines
+    return chosen.set_index("row")
+
+
+def _as_candidates(rows: pd.DataFrame, probability: str = "confidence") -> list[Candidate]:
+    """A cluster's candidate-table rows as :class:`~cellscribe.grounded.Candidate` objects (the
+    features the choice and its context read)."""
+    return [Candidate(r.cl_id, r.name, r.hyper_all + r.hyper_tissue, tuple(str(r.evidence).split(",")),
+                      {"hyper_tissue": r.hyper_tissue, "tissue_share": r.tissue_share},
+                      probability=getattr(r, probability),
+                      named=tuple(str(r.named).split(",")) if getattr(r, "named", "") else (),
+                      by_ancestor=bool(getattr(r, "by_ancestor", False)))
+            for r in rows.itertuples(index=False)]
 
 
 def training_table(table: pd.DataFrame, *, k: int = TOP_K, lengths: Sequence[int | None] = TRAIN_LENGTHS
@@ -147,11 +172,10 @@ def choices(candidates: pd.DataFrame, probabilities: np.ndarray) -> pd.DataFrame
     df = candidates.assign(probability=probabilities)
     records = []
     for _row, g in df.groupby("row", sort=False):
-        cands = [Candidate(r.cl_id, r.name, r.hyper_all + r.hyper_tissue, tuple(str(r.evidence).split(",")),
-                           {"hyper_tissue": r.hyper_tissue, "tissue_share": r.tissue_share})
-                 for r in g.itertuples(index=False)]
-        best = int(np.argmax(g["probability"].to_numpy()))
-        records.append({**g.iloc[best].to_dict(), **context(cands[best], cands)})
+        cands = _as_candidates(g, "probability")
+        best = chosen_index(cands)
+        records.append({**g.iloc[best].to_dict(), "probability": g["probability"].max(),
+                        **context(cands[best], cands)})
     return pd.DataFrame.from_records(records)
 
 

@@ -3,7 +3,7 @@
 * :func:`retrieve`: candidate Cell Ontology types for a cluster's markers from the marker databases
   CellMarker 2.0 and singleCellBase and the curated marker sets of Pegasus and besca
   (:data:`SOURCES`; species- and tissue-aware hypergeometric enrichment and related features; no
-  language model).
+  language model), with the subtypes of the leading types that a leading marker names.
 * :func:`candidates`: the same, re-ranked by the shipped learned model (:func:`default_reranker`),
   each with ``probability`` (the top one's is the calibrated confidence of choosing it,
   :class:`Calibration`, :func:`context`); :func:`near_ties`: the candidates a model may choose among.
@@ -22,11 +22,13 @@ from ._rerank import (
     MAX_CHOICES,
     MODEL_FILE,
     SUB_RATIO_CAP,
+    SUBTYPE_RATIO,
     TOP_K,
     UNMAPPED,
     Calibration,
     Reranker,
     candidates,
+    chosen_index,
     context,
     default_reranker,
     near_ties,
@@ -35,7 +37,8 @@ from ._retrieval import FEATURES, Candidate, retrieve, tissue_matches
 from ._tissue import TissueGuess, infer_tissue
 
 __all__ = [
-    "CONTEXT_FEATURES", "FEATURES", "MARGIN", "MAX_CHOICES", "MODEL_FILE", "SOURCES", "SUB_RATIO_CAP", "TOP_K",
-    "UNMAPPED", "Calibration", "Candidate", "Reranker", "TissueGuess", "candidates", "canonical_symbols",
-    "context", "default_reranker", "get_index", "infer_tissue", "near_ties", "retrieve", "tissue_matches",
+    "CONTEXT_FEATURES", "FEATURES", "MARGIN", "MAX_CHOICES", "MODEL_FILE", "SOURCES", "SUBTYPE_RATIO",
+    "SUB_RATIO_CAP", "TOP_K", "UNMAPPED", "Calibration", "Candidate", "Reranker", "TissueGuess",
+    "candidates", "canonical_symbols", "chosen_index", "context", "default_reranker", "get_index", "infer_tissue",
+    "near_ties", "retrieve", "tissue_matches",
 ]

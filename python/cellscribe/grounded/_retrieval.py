@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from ..knowledge import anatomy, ontology
+from ..knowledge import anatomy, ontology, ontology_markers
 from ..knowledge.ontology import normalize
 from ._index import MarkerIndex, canonical_symbols, get_index
 
@@ -39,6 +39,10 @@ FEATURES = (
     "coverage", "position", "depth", "log_pubs", "tissue_share", "n_sources", "has_sub", "sub_ratio",
     "rank_inv", "gap", "hyper_core", "relative", "llr", "llr_rank_inv",
 )
+#: The best-scoring plausible types whose named subtypes join the candidates (``Candidate.by_ancestor``).
+LEADING = 3
+#: How high in the marker list a gene a type's name states must sit to count (``Candidate.named``).
+NAMED_TOP = 3
 
 #: Tissue names of marker tables -> words of the marker databases' tissues that count as the same.
 TISSUE_ALIASES: dict[str, tuple[str, ...]] = {
@@ -77,6 +81,12 @@ class Candidate:
         The cluster's markers recorded for this type, in marker order.
     features
         ``{name: value}`` for every name in :data:`FEATURES`.
+    named
+        Genes the type's name states (``"sst GABAergic interneuron"``: SST) that are among the
+        cluster's top :data:`NAMED_TOP` markers.
+    by_ancestor
+        Whether it is a candidate as a subtype of a leading type that a leading marker names, rather
+        than for its own evidence (such types record few genes).
     probability
         Filled by the re-ranker: the chance this type is right, else ``None``.
     """
@@ -87,6 +97,8 @@ class Candidate:
     evidence: tuple[str, ...]
     features: dict[str, float] = field(default_factory=dict)
     probability: float | None = None
+    named: tuple[str, ...] = ()
+    by_ancestor: bool = False
 
 
 def retrieve(genes: Sequence[str], *, tissue: str | None = None, species: str = "human",
@@ -173,9 +185,19 @@ def retrieve(genes: Sequence[str], *, tissue: str | None = None, species: str = 
     best = raw[0][1]["hyper_all"] + raw[0][1]["hyper_tissue"]
     # ranks and relative features count every term, and the pool is the top k by score and k/2 by
     # likelihood ratio, as when the re-ranker was trained; implausible terms are then left out (the
-    # next plausible ones only where none is left: deeper candidates are out of the model's range)
+    # next plausible ones only where none is left: deeper candidates are out of the model's range).
+    # So do the subtypes of the LEADING plausible types whose names state one of the top NAMED_TOP
+    # markers: "sst GABAergic interneuron" under "interneuron" when Sst leads records few genes of its
+    # own and so ranks low by score alone (chosen_index may then choose it).
     fits = {t for t, _f, _s in raw if anatomy.plausible(t, tissue=tissue, species=species)}
     pool = {t for t, _f, _s in raw[:k]} | {t for t, _f, _s in by_llr[: max(1, k // 2)]}
+    leading = [t for t, _f, _s in raw if t in fits][:LEADING]
+    top_markers = set(query[:NAMED_TOP])
+    in_raw = {t for t, _f, _s in raw}
+    by_ancestor = {d for t in leading for d in cl.descendants(t)
+                   if d in in_raw and d in fits and d not in pool
+                   and top_markers & set(ontology_markers.name_genes(d))}
+    pool |= by_ancestor
     pool &= fits
     if not pool:
         pool = set([t for t, _f, _s in raw if t in fits][:k])
@@ -186,8 +208,10 @@ def retrieve(genes: Sequence[str], *, tissue: str | None = None, species: str = 
         score = feats["hyper_all"] + feats["hyper_tissue"]
         feats["rank_inv"] = 1.0 / (1 + rank)
         feats["gap"] = best - score
+        named = tuple(g for g in ontology_markers.name_genes(t) if position.get(g, NAMED_TOP) < NAMED_TOP)
         out.append(Candidate(cl_id=t, name=cl.name(t), score=score, evidence=shared,
-                             features={f: float(feats[f]) for f in FEATURES}))
+                             features={f: float(feats[f]) for f in FEATURES}, named=named,
+                             by_ancestor=t in by_ancestor))
     return out
 
 
