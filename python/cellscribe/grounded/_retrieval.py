@@ -208,7 +208,7 @@ def retrieve(genes: Sequence[str], *, tissue: str | None = None, species: str = 
         score = feats["hyper_all"] + feats["hyper_tissue"]
         feats["rank_inv"] = 1.0 / (1 + rank)
         feats["gap"] = best - score
-        named = tuple(g for g in ontology_markers.name_genes(t) if position.get(g, NAMED_TOP) < NAMED_TOP)
+        named = tuple(g for g in ontology_markers.name_genes(t) if g in top_markers)
         out.append(Candidate(cl_id=t, name=cl.name(t), score=score, evidence=shared,
                              features={f: float(feats[f]) for f in FEATURES}, named=named,
                              by_ancestor=t in by_ancestor))
