@@ -160,9 +160,11 @@ def test_annotate_says_the_inferred_tissue_only_without_one():
     """Without a tissue, annotate() records the organ the markers point to and, being confident, uses
     it as the tissue (the same labels and parameters as with tissue="brain"); with a tissue, it
     infers none."""
-    markers = pd.DataFrame({"cluster": ["0"] * 4 + ["1"] * 4 + ["2"] * 3,
+    # cortex: excitatory and inhibitory neurons, oligodendrocytes, astrocytes (without the inhibitory
+    # neurons the margin over the eye is 0.24 for the shipped re-ranker: not confident)
+    markers = pd.DataFrame({"cluster": ["0"] * 4 + ["1"] * 4 + ["2"] * 3 + ["3"] * 3,
                             "gene": ["SNAP25", "SLC17A7", "SATB2", "NRGN", "MBP", "PLP1", "MOG", "MOBP",
-                                     "GFAP", "AQP4", "SLC1A2"]})
+                                     "GFAP", "AQP4", "SLC1A2", "GAD1", "GAD2", "SST"]})
     df = annotate(markers, explain=False, cache=False)
     assert df.attrs["provenance"]["tissue_inferred"].startswith("tissue inferred: brain")
     assert df.attrs["provenance"]["tissue_inferred"].endswith("(used)")

@@ -7,6 +7,8 @@
 * :func:`candidates`: the same, re-ranked by the shipped learned model (:func:`default_reranker`),
   each with ``probability`` (the top one's is the calibrated confidence of choosing it,
   :class:`Calibration`, :func:`context`); :func:`near_ties`: the candidates a model may choose among.
+* :func:`go_profiles`: GO biological-process profiles of the index's genes and types, and the
+  similarity of a marker list to each type (a retrieval feature, :class:`GoProfiles`).
 * :func:`infer_tissue`: the organ a sample's clusters most likely come from, when no tissue is
   given (a :class:`TissueGuess` to show: ``"tissue inferred: brain (...)"``).
 
@@ -15,6 +17,7 @@ The grounded annotation mode (``cellscribe.annotate(..., mode="grounded")``, the
 :mod:`cellscribe.benchmark.reranker`.
 """
 
+from ._function import GoProfiles, go_profiles
 from ._index import SOURCES, canonical_symbols, get_index
 from ._rerank import (
     CONTEXT_FEATURES,
@@ -38,7 +41,7 @@ from ._tissue import TissueGuess, infer_tissue
 
 __all__ = [
     "CONTEXT_FEATURES", "FEATURES", "MARGIN", "MAX_CHOICES", "MODEL_FILE", "SOURCES", "SUBTYPE_RATIO",
-    "SUB_RATIO_CAP", "TOP_K", "UNMAPPED", "Calibration", "Candidate", "Reranker", "TissueGuess",
-    "candidates", "canonical_symbols", "chosen_index", "context", "default_reranker", "get_index", "infer_tissue",
-    "near_ties", "retrieve", "tissue_matches",
+    "SUB_RATIO_CAP", "TOP_K", "UNMAPPED", "Calibration", "Candidate", "GoProfiles", "Reranker", "TissueGuess",
+    "candidates", "canonical_symbols", "chosen_index", "context", "default_reranker", "get_index", "go_profiles",
+    "infer_tissue", "near_ties", "retrieve", "tissue_matches",
 ]

@@ -10,7 +10,12 @@
 * how much of the term's own best-supported markers the cluster shows (``coverage``);
 * where the shared genes sit in the marker list (top markers weigh more);
 * the term's depth in the Cell Ontology and whether a supported subtype is also a candidate, so
-  that the most specific supported type can win.
+  that the most specific supported type can win; the depth again where the term shares a single
+  gene with the markers (``depth_one_gene``), so that the re-ranker can tell a deep type earned by
+  one shared gene (a T-cell subtype recorded with MAL, for a keratinocyte list) from one earned by
+  several;
+* how much the whole marker list does what the term's recorded markers do, through GO biological
+  processes (``go_similarity``, :mod:`._function`).
 
 Terms that cannot name the cluster are never candidates (:func:`cellscribe.knowledge.anatomy.plausible`):
 those restricted to another species (``"... (Primate)"`` for mouse data) and those whose anatomy
@@ -31,13 +36,14 @@ from typing import Any
 
 from ..knowledge import anatomy, ontology, ontology_markers
 from ..knowledge.ontology import normalize
+from ._function import go_profiles
 from ._index import MarkerIndex, canonical_symbols, get_index
 
 #: Features of a candidate, in the order the re-ranker reads them.
 FEATURES = (
     "hyper_all", "hyper_tissue", "hyper_prop", "overlap", "overlap_tissue", "specificity", "support",
     "coverage", "position", "depth", "log_pubs", "tissue_share", "n_sources", "has_sub", "sub_ratio",
-    "rank_inv", "gap", "hyper_core", "relative", "llr", "llr_rank_inv",
+    "rank_inv", "gap", "hyper_core", "relative", "llr", "llr_rank_inv", "go_similarity", "depth_one_gene",
 )
 #: The best-scoring plausible types whose named subtypes join the candidates (``Candidate.by_ancestor``).
 LEADING = 3
@@ -201,6 +207,7 @@ def retrieve(genes: Sequence[str], *, tissue: str | None = None, species: str = 
     pool &= fits
     if not pool:
         pool = set([t for t, _f, _s in raw if t in fits][:k])
+    go = dict(zip(sorted(pool), go_profiles(species).similarity(query, sorted(pool)), strict=True))
     out = []
     for rank, (t, feats, shared) in enumerate(raw):
         if t not in pool:
@@ -208,6 +215,8 @@ def retrieve(genes: Sequence[str], *, tissue: str | None = None, species: str = 
         score = feats["hyper_all"] + feats["hyper_tissue"]
         feats["rank_inv"] = 1.0 / (1 + rank)
         feats["gap"] = best - score
+        feats["go_similarity"] = float(go[t])
+        feats["depth_one_gene"] = feats["depth"] if len(shared) == 1 else 0.0
         named = tuple(g for g in ontology_markers.name_genes(t) if g in top_markers)
         out.append(Candidate(cl_id=t, name=cl.name(t), score=score, evidence=shared,
                              features={f: float(feats[f]) for f in FEATURES}, named=named,
