@@ -24,6 +24,9 @@ how often the organ is right, and the leave-one-dataset-out agreement without a 
 inferred one.
 
 ``--fit`` trains the shipped re-ranker on all of dev.csv (``python/cellscribe/grounded/reranker.json``).
+``--features`` leaves each re-ranker feature out in turn (leave-one-dataset-out agreement, and the paired
+difference to all features with its standard error); nothing else is measured.
+
 ``--without SOURCE`` (repeatable: ``cellmarker``, ``singlecellbase``, ``pegasus``, ``besca``) repeats retrieval
 and re-ranking with that marker source left out of the index: each source's gain (CellMarker 2.0
 curates markers from some of the same atlases as the benchmark; ``--without cellmarker`` shows how
@@ -73,6 +76,8 @@ def main() -> None:
     ap.add_argument("--model-alone", action="store_true", help="rerun the model alone (slow)")
     ap.add_argument("--tissue-inference", action="store_true",
                     help="measure tissue inference on the table without its tissue column")
+    ap.add_argument("--features", action="store_true",
+                    help="leave each re-ranker feature out in turn: leave-one-dataset-out agreement and its change")
     ap.add_argument("--without", action="append", default=[], choices=SOURCES, metavar="SOURCE",
                     help=f"leave a marker source out ({', '.join(SOURCES)}; an in-memory index, nothing is saved)")
     args = ap.parse_args()
@@ -93,6 +98,9 @@ def main() -> None:
     print(f"candidates for {len(table)} rows x {len(rr.TRAIN_LENGTHS)} marker-list lengths: "
           f"{time.perf_counter() - t0:.1f} s ({len(full) / len(table):.1f} candidates per row)")
 
+    if args.features:
+        feature_ablation(table, full, train)
+        return
     results = pd.DataFrame({"dataset": table["dataset"]})
     results["retrieval"] = per_dataset(table, rr.choose(full))
     best5 = full[full["rank"] < 5].groupby("row")["agreement"].max()
@@ -223,6 +231,26 @@ def tissue_inference(table: pd.DataFrame, train: pd.DataFrame) -> None:
         agreement = per_dataset(table, rr.choose(cands, rr.cross_validate(cands, train)))
         per = agreement.groupby(table["dataset"], sort=False).mean().round(3)
         print(f"LODO mean agreement, {label}: {agreement.mean():.4f}  " + " ".join(f"{k} {v}" for k, v in per.items()))
+
+
+def feature_ablation(table: pd.DataFrame, full: pd.DataFrame, train: pd.DataFrame) -> None:
+    """Leave-one-dataset-out agreement of the re-ranker with each feature left out, and the paired
+    difference to all features (mean over rows, with its standard error)."""
+    from cellscribe import benchmark as rr
+    from cellscribe.grounded import FEATURES
+
+    def agreement(features: tuple[str, ...]) -> pd.Series:
+        return per_dataset(table, rr.choose(full, rr.cross_validate(full, train, features=features)))
+
+    every = agreement(FEATURES)
+    rows = []
+    for name in FEATURES:
+        left = agreement(tuple(f for f in FEATURES if f != name))
+        diff = every - left
+        rows.append({"without": name, "agreement": left.mean(), "all minus this": diff.mean(),
+                     "se": diff.std(ddof=1) / np.sqrt(len(diff)), "rows changed": int((diff != 0).sum())})
+    print(f"\nRe-ranker features (leave-one-dataset-out mean agreement; all {len(FEATURES)}: {every.mean():.4f})")
+    print(pd.DataFrame(rows).sort_values("all minus this", ascending=False).round(4).to_string(index=False))
 
 
 def without(sources: list[str]) -> None:
