@@ -17,7 +17,6 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 from scipy import sparse
@@ -66,11 +65,19 @@ class GoProfiles:
         return np.where(np.array(rows) >= 0, sims, 0.0)
 
 
-@lru_cache(maxsize=2)
+_profiles: dict[int, GoProfiles] = {}
+
+
 def go_profiles(species: str) -> GoProfiles:
-    """The GO profiles of ``species``' marker index (built once per process, in about a second);
+    """The GO profiles of ``species``' marker index (built once per index, in about a second);
     empty when the gene knowledge is not installed (every similarity is then 0)."""
     index: MarkerIndex = get_index(species)
+    if id(index) not in _profiles:
+        _profiles[id(index)] = _build(index, species)
+    return _profiles[id(index)]
+
+
+def _build(index: MarkerIndex, species: str) -> GoProfiles:
     try:
         known = genes.facts(sorted(index.gene_terms), species=species)  # type: ignore[arg-type]
     except Exception as exc:  # gene databases not installed: no profiles

@@ -207,7 +207,8 @@ def retrieve(genes: Sequence[str], *, tissue: str | None = None, species: str = 
     pool &= fits
     if not pool:
         pool = set([t for t, _f, _s in raw if t in fits][:k])
-    go = dict(zip(sorted(pool), go_profiles(species).similarity(query, sorted(pool)), strict=True))
+    pool_ids = sorted(pool)
+    go = dict(zip(pool_ids, go_profiles(species).similarity(query, pool_ids), strict=True))
     out = []
     for rank, (t, feats, shared) in enumerate(raw):
         if t not in pool:
