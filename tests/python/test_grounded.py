@@ -118,6 +118,7 @@ def test_one_shared_gene_does_not_make_a_deep_t_cell_subtype_of_an_epithelial_li
     top = candidates(club, tissue="Prostate")[0]
     assert ontology.get().is_a(top.cl_id, "CL:0000066"), top.name  # an epithelial cell
 
+
 def test_marker_index_key_changes_with_the_gene_knowledge(monkeypatch):
     """An index built without org.Hs.eg.db (symbols only upper-cased) is not reused once it is
     installed, nor one built from another release of it."""
