@@ -185,10 +185,10 @@ def calibration_tables(table: pd.DataFrame, full: pd.DataFrame, probs: np.ndarra
     from cellscribe import benchmark as rr
 
     for name, groups in (("dataset", table["dataset"]), ("tissue group", table["tissue"].map(tissue_group))):
-        both = rr.calibration_report(raw_conf, agreement, groups).join(
-            rr.calibration_report(conf, agreement, groups)[["confidence", "ece", "ece_exact"]], rsuffix=" cal")
+        cal = rr.calibration_report(conf, agreement, groups)[["confidence", "ece", "ece_exact", "ece_noise"]]
+        both = rr.calibration_report(raw_conf, agreement, groups).drop(columns="ece_noise").join(cal, rsuffix=" cal")
         print(f"\nCalibration per {name} (CV; ece against agreement, ece_exact against agreement == 1;"
-              " 'cal': calibrated)")
+              " 'cal': calibrated; ece_noise: the ECE perfectly calibrated confidences show on as many clusters)")
         print(both.round(3).to_string())
     ctx = rr.choices(full, probs)  # the calibrated choice is the same: calibration keeps the order
     generic = pd.Series(ctx["sub_candidate"].to_numpy() > 0, index=ctx["row"].to_numpy()).reindex(table.index,

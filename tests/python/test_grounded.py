@@ -13,7 +13,7 @@ import pytest
 from conftest import cli_env
 
 import cellscribe as cs
-from cellscribe.benchmark import expected_calibration_error, fit
+from cellscribe.benchmark import calibration_report, ece_noise, expected_calibration_error, fit
 from cellscribe.case import build_case, check_bullets
 from cellscribe.engine import Grounded, Sampling, Unit, run
 from cellscribe.grounded import (
@@ -164,6 +164,21 @@ def test_expected_calibration_error():
     assert table["n"].sum() == 4
     ece, _ = expected_calibration_error([0.5] * 4, [1, 0, 1, 0])
     assert ece == pytest.approx(0.0)
+
+
+def test_ece_noise_is_what_the_number_of_choices_alone_gives():
+    rng = np.random.default_rng(1)
+    conf = rng.uniform(0.3, 0.9, 400)
+    calibrated = (rng.random(400) < conf).astype(float)
+    overconfident = (rng.random(400) < conf - 0.25).astype(float)
+    noise = ece_noise(conf)
+    assert 0.01 < noise < 0.08
+    assert expected_calibration_error(conf, calibrated)[0] < 2 * noise
+    assert expected_calibration_error(conf, overconfident)[0] > 3 * noise
+    assert ece_noise(conf[:30]) > 2 * noise                          # a small group's ECE is mostly noise
+    assert ece_noise(conf, half_share=0.4) < noise                   # half credits vary less than 0 / 1
+    report = calibration_report(conf, calibrated, ["a"] * 370 + ["b"] * 30)
+    assert report.loc["b", "ece_noise"] > report.loc["all", "ece_noise"]
 
 
 def test_default_mode_without_explanations_needs_no_model_and_carries_cl_ids(monkeypatch):

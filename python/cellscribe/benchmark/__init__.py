@@ -29,6 +29,7 @@ from .reranker import (
     choices,
     choose,
     cross_validate,
+    ece_noise,
     expected_calibration_error,
     fit,
     fit_calibration,
@@ -37,7 +38,7 @@ from .reranker import (
 
 __all__ = [
     "C", "CALIBRATION_C", "PUBLISHED_METHODS", "ROW_COLUMNS", "TRAIN_LENGTHS", "BenchmarkResult", "calibrated",
-    "calibration_report", "candidate_table", "choices", "choose", "cross_validate", "expected_calibration_error",
-    "fit", "fit_calibration", "marker_genes", "plot_means", "read_table",
+    "calibration_report", "candidate_table", "choices", "choose", "cross_validate", "ece_noise",
+    "expected_calibration_error", "fit", "fit_calibration", "marker_genes", "plot_means", "read_table",
     "run_benchmark", "score_column", "score_table", "species_of", "training_table",
 ]

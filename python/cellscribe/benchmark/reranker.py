@@ -14,7 +14,8 @@ other datasets only (``benchmarks/bench_grounded.py`` prints it).
 The confidence of the choice is calibrated by :func:`fit_calibration` on out-of-dataset
 probabilities (so the calibration sees the re-ranker as it behaves on data it was not trained on);
 ``cross_validate(..., calibrate=True)`` nests that inside the leave-one-dataset-out loop, and
-:func:`calibration_report` gives its ECE per group, against agreement and against exact matches.
+:func:`calibration_report` gives its ECE per group, against agreement and against exact matches, beside
+the ECE that the group's size alone gives (:func:`ece_noise`).
 """
 
 from __future__ import annotations
@@ -200,15 +201,36 @@ def calibrated(candidates: pd.DataFrame, probabilities: np.ndarray, calibration:
 def calibration_report(confidence: Sequence[float], agreement: Sequence[float], groups: Sequence[str], *,
                        bins: int = 10) -> pd.DataFrame:
     """Calibration per group and overall (``"all"``): ``n``, mean ``confidence`` and ``agreement``,
-    the ECE against agreement (``ece``) and against exact matches, agreement 1 (``ece_exact``)."""
+    the ECE against agreement (``ece``) and against exact matches, agreement 1 (``ece_exact``), and
+    the ECE that perfectly calibrated confidences would show on as many choices (``ece_noise``,
+    :func:`ece_noise`): a small group's ECE is mostly noise."""
     df = pd.DataFrame({"c": np.asarray(confidence, dtype=float), "a": np.asarray(agreement, dtype=float),
                        "g": list(groups)})
     rows = {}
     for name, part in [("all", df), *df.groupby("g", sort=False)]:
         rows[name] = {"n": len(part), "confidence": part["c"].mean(), "agreement": part["a"].mean(),
                       "ece": expected_calibration_error(part["c"], part["a"], bins=bins)[0],
-                      "ece_exact": expected_calibration_error(part["c"], part["a"] == 1, bins=bins)[0]}
+                      "ece_exact": expected_calibration_error(part["c"], part["a"] == 1, bins=bins)[0],
+                      "ece_noise": ece_noise(part["c"], half_share=float((part["a"] == 0.5).mean()), bins=bins)}
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def ece_noise(confidence: Sequence[float], *, half_share: float = 0.0, bins: int = 10, draws: int = 200,
+              seed: int = 0) -> float:
+    """Mean ECE of perfectly calibrated ``confidence``: outcomes drawn with mean equal to each
+    confidence (agreement 0.5 with probability ``half_share`` where the confidence allows it, else 0
+    or 1), ``draws`` times with a fixed seed. Any ECE near this figure is what the number of choices
+    alone gives."""
+    conf = np.clip(np.asarray(confidence, dtype=float), 0.0, 1.0)
+    half = np.minimum(half_share, 2 * np.minimum(conf, 1 - conf))
+    high = np.where(half < 1, (conf - 0.5 * half) / np.maximum(1 - half, 1e-12), 0.0)
+    rng = np.random.default_rng(seed)
+    eces = []
+    for _ in range(draws):
+        u = rng.random(len(conf))
+        outcome = np.where(u < half, 0.5, (rng.random(len(conf)) < high).astype(float))
+        eces.append(expected_calibration_error(conf, outcome, bins=bins)[0])
+    return float(np.mean(eces))
 
 
 def expected_calibration_error(confidence: Sequence[float], outcome: Sequence[float], *, bins: int = 10
