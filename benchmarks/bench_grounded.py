@@ -186,7 +186,7 @@ def calibration_tables(table: pd.DataFrame, full: pd.DataFrame, probs: np.ndarra
 
     for name, groups in (("dataset", table["dataset"]), ("tissue group", table["tissue"].map(tissue_group))):
         cal = rr.calibration_report(conf, agreement, groups)[["confidence", "ece", "ece_exact", "ece_noise"]]
-        both = rr.calibration_report(raw_conf, agreement, groups).drop(columns="ece_noise").join(cal, rsuffix=" cal")
+        both = rr.calibration_report(raw_conf, agreement, groups).join(cal, rsuffix=" cal")
         print(f"\nCalibration per {name} (CV; ece against agreement, ece_exact against agreement == 1;"
               " 'cal': calibrated; ece_noise: the ECE perfectly calibrated confidences show on as many clusters)")
         print(both.round(3).to_string())
