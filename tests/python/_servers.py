@@ -202,6 +202,7 @@ class OllamaProtocolServer(_Server):
 
 class _ProxyHandler(_Handler):
     def do_GET(self) -> None:
+        time.sleep(self.owner.list_delay)
         r = httpx.get(self.owner.upstream + self.path.removeprefix("/v1"), timeout=30)
         self.send_json(r.status_code, r.json())
 
@@ -255,7 +256,8 @@ class FaultProxy(_Server):
 
     It counts the requests it has seen and the most that were in flight at once
     (``max_in_flight``); the action ``("gate", n, timeout)`` holds a request until ``n`` are in
-    flight together (or ``timeout`` seconds passed) and then forwards it."""
+    flight together (or ``timeout`` seconds passed) and then forwards it. ``list_delay`` holds GET
+    requests (the model list) that many seconds."""
 
     handler = _ProxyHandler
 
@@ -269,6 +271,7 @@ class FaultProxy(_Server):
         self.forwarded = 0
         self.in_flight = 0
         self.max_in_flight = 0
+        self.list_delay = 0.0  # seconds the model list (any GET) is held, as a busy one-slot server does
 
     @property
     def base_url(self) -> str:

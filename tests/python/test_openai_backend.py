@@ -5,6 +5,7 @@ in front of that server (see _servers.FaultProxy)."""
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import socket
 import sqlite3
@@ -18,6 +19,7 @@ from conftest import cli_env
 
 import cellscribe as cs
 from cellscribe.llm import (
+    SLOW_PROBE_S,
     APITimeoutError,
     AuthenticationError,
     BackendUnavailableError,
@@ -100,18 +102,30 @@ def hung_server():
         yield f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
 
 
-def test_a_hung_server_is_reported_before_any_work_in_seconds(hung_server, tmp_path):
+def test_a_hung_server_is_reported_once_before_any_work(hung_server, tmp_path):
+    """The model-list probe has the request timeout, once: not one timeout per cluster and retry."""
     start = time.monotonic()
-    with pytest.raises(APITimeoutError, match=rf"the server at {hung_server} did not answer within 10 s"):
-        cs.annotate(MARKERS, mode="llm", backend="openai", base_url=hung_server, model="x")
-    assert time.monotonic() - start < 20  # the model-list probe, not 3 x the 120 s request timeout
+    with pytest.raises(APITimeoutError, match=rf"the server at {hung_server} did not answer within 3 s"):
+        cs.annotate(MARKERS, mode="llm", backend="openai", base_url=hung_server, model="x", timeout=3)
+    assert time.monotonic() - start < 9  # not 2 clusters x 3 attempts x 3 s
     markers = tmp_path / "markers.csv"
     markers.write_text("cluster,gene\n0,CD3D\n0,CD3E\n1,MS4A1\n")
     out = subprocess.run([sys.executable, "-m", "cellscribe", "annotate", str(markers), "--backend", "openai",
-                          "--base-url", hung_server, "--model", "x"], env=cli_env(), capture_output=True, text=True,
-                         timeout=120)
+                          "--base-url", hung_server, "--model", "x", "--timeout", "3"], env=cli_env(),
+                         capture_output=True, text=True, timeout=120)
     assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith("Error: the server at"), out.stderr
+
+
+def test_a_busy_server_is_waited_for_and_the_wait_is_said(llama_server, caplog):
+    """llama-cpp-python's server answers nothing else while it generates: a model list that takes
+    longer than SLOW_PROBE_S (the proxy delays it) is waited for within timeout=, with a warning."""
+    with FaultProxy(llama_server.base_url) as proxy:
+        proxy.list_delay = SLOW_PROBE_S + 1
+        with caplog.at_level(logging.WARNING, logger="cellscribe.llm"):
+            backend(proxy.base_url, timeout=60).check()
+    assert f"The server at {proxy.base_url} has not listed its models in 10 s" in caplog.text
+    assert "busy with another request; waiting up to 60 s (timeout=)" in caplog.text
 
 
 def test_malformed_answer_is_asked_again(llama_server):

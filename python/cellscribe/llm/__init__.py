@@ -41,7 +41,7 @@ from ._base import (
     ToolTurn,
     Usage,
 )
-from ._constants import DEFAULT_API_KEY_ENV, DEFAULT_OLLAMA_MODEL, DEFAULT_TIMEOUT_S, ollama_host
+from ._constants import DEFAULT_API_KEY_ENV, DEFAULT_OLLAMA_MODEL, DEFAULT_TIMEOUT_S, SLOW_PROBE_S, ollama_host
 from ._llamacpp import LlamaCppBackend
 from ._ollama import OllamaBackend
 from ._openai import OpenAIBackend
@@ -61,7 +61,7 @@ BACKEND_NAMES: tuple[str, ...] = ("auto", *BACKENDS)
 
 __all__ = [
     "BACKENDS", "BACKEND_NAMES", "DEFAULT_API_KEY_ENV", "DEFAULT_TIMEOUT_S", "DEFAULT_TRANSFORMERS_MODEL",
-    "MAX_SENTENCES_KEY", "TRUNCATE_KEY",
+    "MAX_SENTENCES_KEY", "SLOW_PROBE_S", "TRUNCATE_KEY",
     "APIStatusError", "APITimeoutError", "AuthenticationError", "Backend", "BackendUnavailableError", "ChatResponse",
     "LLMError", "LlamaCppBackend", "Message", "ModelIdentity", "ModelNotFoundError", "OllamaBackend", "OpenAIBackend",
     "OutputFormatError", "RateLimitError", "ServerError", "ToolCall", "ToolTurn", "TransformersBackend", "Usage",

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import logging
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import InputError
-from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_S
+from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_S, SLOW_PROBE_S
 from ._retry import retrying
+
+log = logging.getLogger(__name__)
 
 Message = dict[str, str]
 
@@ -142,6 +146,20 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def identity(self) -> ModelIdentity:
         """The model behind this backend (for provenance and cache keys)."""
+
+    @contextlib.contextmanager
+    def probing(self, where: str) -> Iterator[None]:
+        """Wrap the model-list request that checks a server before any work (allowed ``timeout``):
+        after :data:`SLOW_PROBE_S` without an answer, a warning says what the run is waiting for."""
+        timer = threading.Timer(SLOW_PROBE_S, log.warning, args=(
+            "%s has not listed its models in %g s: it is stuck, or busy with another request; waiting up to "
+            "%g s (timeout=).", where, SLOW_PROBE_S, self.timeout))
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
 
     def chat(
         self,

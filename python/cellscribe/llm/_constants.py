@@ -9,9 +9,10 @@ import os
 DEFAULT_TIMEOUT_S = 120.0
 #: Seconds allowed to open a connection to a server.
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
-#: Seconds a server has to list its models before a run starts: a hung server (one that accepts the
-#: connection but never answers) is reported within this time instead of after the first request.
-PROBE_TIMEOUT_S = 10.0
+#: Seconds after which a run still waiting for a server to list its models (the check before any
+#: work, allowed the request ``timeout``) says so: the server is stuck, or busy with another client's
+#: request (llama-cpp-python's server answers nothing else while it generates).
+SLOW_PROBE_S = 10.0
 #: Extra attempts after a retryable failure (connection refused or reset, HTTP 408/409/429/5xx).
 DEFAULT_MAX_RETRIES = 2
 #: First and largest wait between attempts (seconds); waits double with jitter.

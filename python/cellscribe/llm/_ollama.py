@@ -16,7 +16,7 @@ import httpx
 
 from ..errors import APITimeoutError, BackendUnavailableError, ModelNotFoundError
 from ._base import Backend, ChatResponse, Message, ModelIdentity, Usage
-from ._constants import DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_OLLAMA_MODEL, PROBE_TIMEOUT_S, ollama_host
+from ._constants import DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_OLLAMA_MODEL, ollama_host
 from ._status import status_error
 
 
@@ -65,9 +65,6 @@ class OllamaBackend(Backend):
         self._client = ollama.Client(
             host=self.host, timeout=httpx.Timeout(self.timeout, connect=DEFAULT_CONNECT_TIMEOUT_S)
         )
-        # listing the models is quick on a live server: a short timeout reports a hung one fast
-        self._probe = ollama.Client(host=self.host, timeout=httpx.Timeout(PROBE_TIMEOUT_S,
-                                                                          connect=DEFAULT_CONNECT_TIMEOUT_S))
         self._identity: ModelIdentity | None = None
 
     @property
@@ -77,8 +74,8 @@ class OllamaBackend(Backend):
         return self._client
 
     @contextlib.contextmanager
-    def translating_errors(self, seconds: float | None = None) -> Iterator[None]:
-        """Ollama-client exceptions as cellscribe's typed errors; ``seconds``: the timeout in force."""
+    def translating_errors(self) -> Iterator[None]:
+        """Ollama-client exceptions as cellscribe's typed errors."""
         import ollama  # imported when an Ollama backend is made, not with cellscribe.llm (~0.1 s)
 
         try:
@@ -91,7 +88,7 @@ class OllamaBackend(Backend):
             raise status_error(f"Ollama at {self.host} answered HTTP {exc.status_code}: {exc.error}",
                                exc.status_code) from None
         except httpx.TimeoutException:
-            raise APITimeoutError(f"Ollama at {self.host} did not answer within {seconds or self.timeout:g} s; "
+            raise APITimeoutError(f"Ollama at {self.host} did not answer within {self.timeout:g} s; "
                                   "check that it runs and is not stuck, or raise timeout=.") from None
         except (ConnectionError, httpx.TransportError):
             raise BackendUnavailableError(
@@ -101,8 +98,8 @@ class OllamaBackend(Backend):
 
     def available_models(self) -> dict[str, str]:
         """``{name: digest}`` of the models the server has (``/api/tags``)."""
-        with self.translating_errors(PROBE_TIMEOUT_S):
-            listing = self._probe.list()
+        with self.translating_errors(), self.probing(f"Ollama at {self.host}"):
+            listing = self._client.list()
         return {m.model: m.digest or "" for m in listing.models if m.model}
 
     @property

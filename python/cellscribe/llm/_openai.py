@@ -22,7 +22,7 @@ import httpx
 
 from ..errors import APITimeoutError, AuthenticationError, BackendUnavailableError, InputError, ModelNotFoundError
 from ._base import Backend, ChatResponse, Message, ModelIdentity, ToolCall, ToolTurn, Usage
-from ._constants import DEFAULT_API_KEY_ENV, DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_OPENAI_MODEL, PROBE_TIMEOUT_S
+from ._constants import DEFAULT_API_KEY_ENV, DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_OPENAI_MODEL
 from ._status import parse_retry_after, status_error
 
 OPENAI_URL = "https://api.openai.com/v1"
@@ -105,15 +105,15 @@ class OpenAIBackend(Backend):
         return self._client
 
     @contextlib.contextmanager
-    def translating_errors(self, seconds: float | None = None) -> Iterator[None]:
-        """OpenAI-client exceptions as cellscribe's typed errors; ``seconds``: the timeout in force."""
+    def translating_errors(self) -> Iterator[None]:
+        """OpenAI-client exceptions as cellscribe's typed errors."""
         import openai  # heavy (~0.35 s): imported when an OpenAI backend is made, not with cellscribe.llm
 
         where = "OpenAI" if self.is_openai else f"the server at {self.base_url}"
         try:
             yield
         except openai.APITimeoutError:
-            raise APITimeoutError(f"{where} did not answer within {seconds or self.timeout:g} s; check that it "
+            raise APITimeoutError(f"{where} did not answer within {self.timeout:g} s; check that it "
                                   "runs and is not stuck, or raise timeout=.") from None
         except openai.APIConnectionError:
             raise BackendUnavailableError(f"Cannot reach {where}; check base_url and that the server runs.") from None
@@ -131,10 +131,10 @@ class OpenAIBackend(Backend):
             ) from None
 
     def check(self) -> None:
-        """List the server's models within :data:`PROBE_TIMEOUT_S` (a hung server fails here, fast)."""
-        probe = self._client.with_options(timeout=httpx.Timeout(PROBE_TIMEOUT_S, connect=DEFAULT_CONNECT_TIMEOUT_S))
-        with self.translating_errors(PROBE_TIMEOUT_S):
-            names = [m.id for m in probe.models.list()]
+        """List the server's models (a server that is down or stuck fails here, before any work)."""
+        where = "OpenAI" if self.is_openai else f"The server at {self.base_url}"
+        with self.translating_errors(), self.probing(where):
+            names = [m.id for m in self._client.models.list()]
         if self.is_openai and self.model not in names:
             raise ModelNotFoundError(f"OpenAI has no model {self.model!r} for this key.")
 
