@@ -35,6 +35,7 @@ def _id(name: str) -> str:
         ("kidney cortex artery cell", "Vasculature"),          # "cortex" of the kidney
         ("sst GABAergic interneuron", "Pancreas"),             # anatomy from its ancestors (cortical interneuron)
         ("pvalb GABAergic interneuron", "Lung"),               # ... (neuron of the forebrain)
+        ("double-positive, alpha-beta thymocyte", "Bone Marrow"),  # T-cell precursors of the thymus only
     ],
 )
 def test_types_of_another_organ_contradict_the_tissue(term, tissue):
@@ -54,6 +55,7 @@ def test_types_of_another_organ_contradict_the_tissue(term, tissue):
         ("type B pancreatic cell", "Pancreas"),
         ("retinal ganglion cell", "Eye"),
         ("alveolar macrophage", "lung cancer and brain metastasis"),
+        ("double-positive, alpha-beta thymocyte", "Thymus"),
     ],
 )
 def test_types_of_the_tissue_or_of_no_organ_do_not_contradict(term, tissue):

@@ -112,7 +112,7 @@ ANATOMY_WORDS: dict[str, tuple[str, str]] = {
     "placental": ("placenta", ""), "mammary": ("breast", ""), "breast": ("breast", ""),
     "thyroid": ("thyroid", ""), "adrenal": ("adrenal gland", ""), "pituitary": ("pituitary", ""),
     "somatotroph": ("pituitary", ""), "corticotroph": ("pituitary", ""), "lactotroph": ("pituitary", ""),
-    "thymic": ("thymus", ""), "thymus": ("thymus", ""),
+    "thymic": ("thymus", ""), "thymus": ("thymus", ""), "thymocyte": ("thymus", ""),
     # heart, muscle, skin, bone, fat
     "cardiac": ("heart", ""), "heart": ("heart", ""), "cardiomyocyte": ("heart", ""),
     "skeletal muscle": ("muscle", ""), "myotube": ("muscle", ""),
