@@ -107,7 +107,7 @@ def test_a_hung_server_is_reported_once_before_any_work(hung_server, tmp_path):
     start = time.monotonic()
     with pytest.raises(APITimeoutError, match=rf"the server at {hung_server} did not answer within 3 s"):
         cs.annotate(MARKERS, mode="llm", backend="openai", base_url=hung_server, model="x", timeout=3)
-    assert time.monotonic() - start < 9  # not 2 clusters x 3 attempts x 3 s
+    assert time.monotonic() - start < 15  # once: not 2 clusters x 3 attempts x 3 s (18 s)
     markers = tmp_path / "markers.csv"
     markers.write_text("cluster,gene\n0,CD3D\n0,CD3E\n1,MS4A1\n")
     out = subprocess.run([sys.executable, "-m", "cellscribe", "annotate", str(markers), "--backend", "openai",
