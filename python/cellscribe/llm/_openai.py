@@ -104,12 +104,17 @@ class OpenAIBackend(Backend):
         wrap them in :meth:`translating_errors`."""
         return self._client
 
+    @property
+    def _where(self) -> str:
+        """How messages name the server: ``"OpenAI"`` or ``"the server at <base_url>"``."""
+        return "OpenAI" if self.is_openai else f"the server at {self.base_url}"
+
     @contextlib.contextmanager
     def translating_errors(self) -> Iterator[None]:
         """OpenAI-client exceptions as cellscribe's typed errors."""
         import openai  # heavy (~0.35 s): imported when an OpenAI backend is made, not with cellscribe.llm
 
-        where = "OpenAI" if self.is_openai else f"the server at {self.base_url}"
+        where = self._where
         try:
             yield
         except openai.APITimeoutError:
@@ -132,8 +137,7 @@ class OpenAIBackend(Backend):
 
     def check(self) -> None:
         """List the server's models (a server that is down or stuck fails here, before any work)."""
-        where = "OpenAI" if self.is_openai else f"The server at {self.base_url}"
-        with self.translating_errors(), self.probing(where):
+        with self.translating_errors(), self.probing(self._where[:1].upper() + self._where[1:]):
             names = [m.id for m in self._client.models.list()]
         if self.is_openai and self.model not in names:
             raise ModelNotFoundError(f"OpenAI has no model {self.model!r} for this key.")
